@@ -1,0 +1,27 @@
+# Two commands do all set-up: `make demo` and `make test`.
+# The virtual environment is rebuilt only when setup.cfg changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+
+.PHONY: demo test install clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned: an unpinned torch pulls several GB of CUDA packages.
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test]"
+	touch $@
+
+demo: install
+	$(BIN)/recroute info --data routerbench
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

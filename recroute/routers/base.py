@@ -1,0 +1,111 @@
+"""The Router interface every router implements.
+
+A router is fitted on the outcome matrix of training prompts (their content
+embeddings ride along in ``RoutingData.embeddings``) and then scores any
+prompts against any subset of the LLMs it was fitted on. Higher scores mean
+"more likely to answer well"; ranking and routing are derived from scores, so
+a router implements two methods: ``_fit`` and ``_score``.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..data import RoutingData
+from ..errors import RecrouteError
+
+
+@dataclass(frozen=True)
+class Queries:
+    """The prompts a router is asked about.
+
+    ``embeddings`` is what a real router reads. ``truth`` holds the prompts'
+    true outcomes and is read only by reference routers (oracle, r_o(p)),
+    which exist to bound what routing can achieve.
+    """
+
+    embeddings: np.ndarray | None = None
+    truth: RoutingData | None = None
+
+    @classmethod
+    def of(cls, data: RoutingData) -> "Queries":
+        return cls(embeddings=data.embeddings, truth=data)
+
+    def __len__(self) -> int:
+        if self.embeddings is not None:
+            return len(self.embeddings)
+        if self.truth is not None:
+            return self.truth.n_prompts
+        raise RecrouteError("queries carry neither embeddings nor outcomes.")
+
+
+class Router(ABC):
+    """Base class: hyperparameters in ``__init__``, learned state in ``*_`` attributes."""
+
+    #: True when the router reads prompt embeddings at fit and score time.
+    needs_embeddings = True
+
+    def fit(self, train: RoutingData) -> "Router":
+        """Learn from the training prompts' outcomes over ``train.models``."""
+        if self.needs_embeddings and train.embeddings is None:
+            raise RecrouteError(f"{train.source}: {type(self).__name__} needs prompt embeddings to fit.")
+        self.models_ = np.asarray(train.models)
+        self._fit(train)
+        return self
+
+    def score(self, queries: Queries, models: Sequence[str] | None = None) -> np.ndarray:
+        """Predicted quality, shape (len(queries), len(models)); all fitted LLMs by default."""
+        if not hasattr(self, "models_"):
+            raise RecrouteError(f"{type(self).__name__} is not fitted yet; call fit() first.")
+        if self.needs_embeddings and queries.embeddings is None:
+            raise RecrouteError(f"{type(self).__name__} needs the prompts' embeddings to score them.")
+        return np.asarray(self._score(queries, self.columns(models)), dtype=np.float32)
+
+    def route(self, queries: Queries, models: Sequence[str] | None = None) -> np.ndarray:
+        """Index (into ``models``) of the best-scored LLM for each prompt."""
+        return np.argmax(self.score(queries, models), axis=1)
+
+    def rank(self, queries: Queries, models: Sequence[str] | None = None, k: int | None = None):
+        """Top-``k`` LLM indices (into ``models``) per prompt, best first, and their scores."""
+        scores = self.score(queries, models)
+        k = scores.shape[1] if k is None else min(k, scores.shape[1])
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return order, np.take_along_axis(scores, order, axis=1)
+
+    def columns(self, models: Sequence[str] | None) -> np.ndarray:
+        """Positions of ``models`` among the fitted LLMs; unknown names are an error."""
+        if models is None:
+            return np.arange(len(self.models_))
+        where = {name: i for i, name in enumerate(self.models_)}
+        unknown = [name for name in models if name not in where]
+        if unknown:
+            raise RecrouteError(
+                f"unknown LLM {unknown[0]!r}: this router knows {', '.join(map(str, self.models_))}."
+            )
+        return np.array([where[name] for name in models], dtype=np.intp)
+
+    def get_params(self) -> dict:
+        """Hyperparameters as given to ``__init__`` (for manifests and reports)."""
+        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+
+    @abstractmethod
+    def _fit(self, train: RoutingData) -> None: ...
+
+    @abstractmethod
+    def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray: ...
+
+
+def best_set_labels(scores: np.ndarray, tolerance: float = 0.95) -> np.ndarray:
+    """RouterEval's multi-hot targets: 1 for the LLMs within ``tolerance`` of the prompt's best score.
+
+    For 0/1 outcomes this is the set of LLMs that answered correctly. A prompt
+    no LLM scores above 0 on has no good LLM (all zeros); unobserved cells stay NaN.
+    """
+    with np.errstate(invalid="ignore"):
+        best = np.nanmax(np.where(np.isnan(scores).all(axis=1, keepdims=True), 0, scores), axis=1, keepdims=True)
+        labels = ((scores >= tolerance * best) & (best > 0)).astype(np.float32)
+    labels[np.isnan(scores)] = np.nan
+    return labels

@@ -1,0 +1,98 @@
+"""RouterEval's learned baselines, rebuilt on prompt embeddings.
+
+Each treats routing as multi-label classification: for every training prompt
+the target is the multi-hot set of LLMs within 95% of its best score
+(:func:`best_set_labels`), and a new prompt's score for an LLM is the
+predicted probability that the LLM is in its best set.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import RoutingData
+from .base import Queries, Router, best_set_labels
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+class KNNRouter(Router):
+    """PRknn: the mean best-set label of the k most cosine-similar training prompts."""
+
+    def __init__(self, k: int = 5):
+        self.k = k
+
+    def _fit(self, train: RoutingData) -> None:
+        import faiss
+
+        embeddings = _normalise(train.embeddings)
+        self.index_ = faiss.IndexFlatIP(embeddings.shape[1])
+        self.index_.add(embeddings)
+        self.labels_ = best_set_labels(train.scores)
+
+    def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
+        k = min(self.k, self.index_.ntotal)
+        _, neighbours = self.index_.search(_normalise(queries.embeddings), k)
+        labels = self.labels_[:, columns][neighbours]  # (n, k, |pool|)
+        observed = ~np.isnan(labels)
+        return np.where(observed, labels, 0).sum(axis=1) / np.maximum(observed.sum(axis=1), 1)
+
+
+class LinearRouter(Router):
+    """LinearR: one logistic output per LLM on the prompt embedding (multi-label BCE)."""
+
+    def __init__(self, epochs: int = 200, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0):
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.seed = seed
+
+    def _network(self, dim: int, outputs: int):
+        import torch
+
+        return torch.nn.Linear(dim, outputs)
+
+    def _fit(self, train: RoutingData) -> None:
+        import torch
+
+        torch.manual_seed(self.seed)
+        x = torch.from_numpy(_normalise(train.embeddings))
+        labels = best_set_labels(train.scores)
+        mask = torch.from_numpy(~np.isnan(labels))
+        y = torch.from_numpy(np.nan_to_num(labels))
+        self.network_ = self._network(x.shape[1], y.shape[1])
+        optimiser = torch.optim.Adam(self.network_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
+        for _ in range(self.epochs):  # full batch: a few thousand prompts fit in one step
+            optimiser.zero_grad()
+            loss = (loss_fn(self.network_(x), y) * mask).sum() / mask.sum().clamp(min=1)
+            loss.backward()
+            optimiser.step()
+        self.network_.eval()
+
+    def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            logits = self.network_(torch.from_numpy(_normalise(queries.embeddings)))
+        return torch.sigmoid(logits).numpy()[:, columns]
+
+
+class MLPRouter(LinearRouter):
+    """MLPR: as LinearR with one hidden ReLU layer (and dropout)."""
+
+    def __init__(self, hidden: int = 256, dropout: float = 0.1, epochs: int = 200, lr: float = 1e-3,
+                 weight_decay: float = 1e-4, seed: int = 0):
+        super().__init__(epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed)
+        self.hidden = hidden
+        self.dropout = dropout
+
+    def _network(self, dim: int, outputs: int):
+        import torch
+
+        return torch.nn.Sequential(
+            torch.nn.Linear(dim, self.hidden), torch.nn.ReLU(), torch.nn.Dropout(self.dropout),
+            torch.nn.Linear(self.hidden, outputs),
+        )

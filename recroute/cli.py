@@ -111,7 +111,8 @@ def _write_json(rows, path: str | None) -> None:
 def _with_embeddings(data, routers):
     from .routers import make_router
 
-    if any(make_router(spec).needs_embeddings for spec in routers):
+    needs = [make_router(spec).needs_embeddings for spec in routers]  # every name checked before any work
+    if data.embeddings is None and any(needs):
         click.echo(f"embedding {data.n_prompts} prompts (cached after the first run)...", err=True)
         return protocol.with_embeddings(data, progress=True)
     return data
@@ -143,12 +144,13 @@ def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, seeds, re
     """Run the RouterEval protocol: μ_o, V_R, V_B, E_p per router and pool size."""
     _output_target(json_out, ".json")
     routers = _csv_list(routers)
-    data = _with_embeddings(bundled.resolve(data_name, allow_pickle=allow_pickle), routers)
+    data = bundled.resolve(data_name, allow_pickle=allow_pickle)
     if reference is not None:
         try:
             reference = float(reference)
         except ValueError:
             data.model_index([reference])
+    data = _with_embeddings(data, routers)
     rows = protocol.evaluate(
         data, routers, pool_sizes=_csv_list(pool_sizes, int), groups=_csv_list(groups),
         seeds=range(seeds), reference=reference, progress=_progress,

@@ -35,6 +35,7 @@ from .errors import RecrouteError
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 CACHE_ENV = "RECROUTE_CACHE"
 KEY_DTYPE = np.dtype("S64")  # hex sha256; hex, not raw digest, as numpy strips trailing NULs from S arrays
+SHARD_SIZE = 4096  # texts encoded between two cache writes
 MERGE_SHARDS_ABOVE = 32  # merge the shards of a model folder once it holds more than this many
 
 
@@ -123,9 +124,10 @@ class Encoder:
         if missing:
             self._read_cache(rescan=True)  # another process may have added shards since
             missing = {k: t for k, t in missing.items() if k not in self._index}
-        if missing:
-            vectors = self._embed(list(missing.values()), progress)
-            new_keys = np.array(list(missing), dtype=KEY_DTYPE)
+        missing_keys, missing_texts = list(missing), list(missing.values())
+        for start in range(0, len(missing_keys), SHARD_SIZE):  # a shard per chunk: an interrupted run keeps its work
+            vectors = self._embed(missing_texts[start:start + SHARD_SIZE], progress)
+            new_keys = np.array(missing_keys[start:start + SHARD_SIZE], dtype=KEY_DTYPE)
             self._write_shard(new_keys, vectors)
             self._add(new_keys, vectors)
         if not texts:

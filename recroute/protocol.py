@@ -28,6 +28,8 @@ METRICS = ("mu", "vr", "vb", "ep", "es")
 def candidate_pool(strength_order: np.ndarray, m: int, group: str) -> np.ndarray:
     """Indices of the m candidate LLMs; ``strength_order`` lists LLMs strongest first."""
     n = len(strength_order)
+    if m < 1:
+        raise RecrouteError(f"a candidate pool needs at least 1 LLM, got pool size {m}.")
     if m >= n:
         return np.asarray(strength_order)
     if group == "all_strong":
@@ -79,22 +81,24 @@ def evaluate(
     for name, factory in factories.items():
         if factory().needs_embeddings and data.embeddings is None:
             raise RecrouteError(f"{data.source}: router {name!r} needs prompt embeddings; none were given.")
-    seeds = list(seeds)
+    seeds = _seed_list(seeds)
     plan = [(seed, pool) for seed in seeds
             for pool in candidate_pools(np.arange(data.n_models), pool_sizes, groups)]
     total, done, rows = len(plan) * len(factories), 0, []
     for seed in seeds:
         split = data.split((0.8, 0.1, 0.1), seed=seed)
         order = strength_order(split.train)
-        ref_score = _reference_score(split, order, reference)
+        ref_column = order[0] if reference is None or _is_number(reference) else data.model_index([reference])[0]
         for m, group, pool in candidate_pools(order, pool_sizes, groups):
             names = list(data.models[pool])
             train = split.train.subset(models=pool)
-            test = split.test.subset(models=pool)
-            test = test.subset(prompts=test.observed.all(axis=1))  # judge only fully observed prompts
+            judged = split.test.observed[:, pool].all(axis=1)  # judge only prompts observed for every candidate
+            test = split.test.subset(prompts=judged, models=pool)
             queries = Queries.of(test)
+            ref_score = float(reference) if _is_number(reference) else \
+                float(np.nanmean(split.test.scores[judged, ref_column]))
             for router_name, factory in factories.items():
-                scores = factory().fit(train).score(queries, names)
+                scores = _seeded(factory(), seed).fit(train).score(queries, names)
                 choice = np.argmax(scores, axis=1)
                 mu = metrics.mu(test.scores, choice)
                 rows.append({
@@ -130,17 +134,27 @@ def summarize(rows: list[dict], by: Sequence[str] = ("router", "m")) -> list[dic
     return out
 
 
+def _seed_list(seeds: Iterable[int]) -> list[int]:
+    seeds = list(seeds)
+    if not seeds:
+        raise RecrouteError("no seeds: evaluation needs at least one random split.")
+    return seeds
+
+
 def _factory(spec: str) -> Callable[[], Router]:
     make_router(spec)  # fail early on a bad name
     return lambda: make_router(spec)
 
 
-def _reference_score(split, order: np.ndarray, reference) -> float:
-    if isinstance(reference, (int, float)) and not isinstance(reference, bool):
-        return float(reference)
-    test = split.test
-    column = order[0] if reference is None else split.train.model_index([reference])[0]
-    return float(np.nanmean(test.scores[:, column]))
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _seeded(router: Router, seed: int) -> Router:
+    """Give a router with randomness the evaluation seed, so each split draws anew."""
+    if "seed" in router.get_params():
+        router.seed = seed
+    return router
 
 
 def with_embeddings(data: RoutingData, progress: bool = False) -> RoutingData:
@@ -162,6 +176,8 @@ def scaling_curve(data: RoutingData, ps: Sequence[float] = (0.0, 0.3, 0.5, 0.7, 
     Returns ``{"sizes", "ps", "ro": (len(ps), len(sizes)), "bsm": (len(sizes),)}``
     with ``bsm`` the mean best single model of the same pools.
     """
+    if n_pools < 1:
+        raise RecrouteError(f"the scaling curve needs at least 1 pool per size, got {n_pools}.")
     scores = data.scores[data.observed.all(axis=1)]
     if len(scores) == 0:
         raise RecrouteError(f"{data.source}: no prompt has an outcome for every LLM.")
@@ -197,7 +213,7 @@ def evaluate_pair(data: RoutingData, routers: Sequence[str] | dict[str, Callable
     'weak' and 'strong' reference levels).
     """
     factories = routers if isinstance(routers, dict) else {name: _factory(name) for name in routers}
-    seeds = list(seeds)
+    seeds = _seed_list(seeds)
     rows, curves, levels = [], {name: [] for name in factories}, []
     total, done = len(seeds) * len(factories), 0
     for seed in seeds:
@@ -212,7 +228,7 @@ def evaluate_pair(data: RoutingData, routers: Sequence[str] | dict[str, Callable
         strong_q, weak_q = (float(test.scores[:, j].mean()) for j in (0, 1))
         levels.append((strong_q, weak_q))
         for name, factory in factories.items():
-            scores = factory().fit(train).score(Queries.of(test), pair)
+            scores = _seeded(factory(), seed).fit(train).score(Queries.of(test), pair)
             fractions, quality = metrics.strong_call_curve(scores[:, 0] - scores[:, 1], test.scores[:, 0],
                                                            test.scores[:, 1])
             curves[name].append(np.interp(CALL_GRID, fractions, quality))

@@ -56,8 +56,10 @@ class ROracleRouter(Router):
             return noise
         truth = _truth(queries, self.models_[columns])
         use_oracle = rng.random(n) < self.p
-        # Oracle rows: true scores, with noise only to break ties between equally good LLMs.
-        return np.where(use_oracle[:, None], truth + 1e-3 * noise, noise)
+        # Oracle rows: true scores, with noise only to break ties between equally good LLMs
+        # (added to the row's best LLMs alone, so it never lifts a worse one above them).
+        best = truth >= truth.max(axis=1, keepdims=True)
+        return np.where(use_oracle[:, None], truth + 1e-3 * noise * best, noise)
 
 
 class RandomRouter(ROracleRouter):

@@ -1,0 +1,204 @@
+"""`recroute eval`, `scaling` and `pair` end to end on small synthetic .npz files.
+
+The files ship their own `embeddings`, so no prompt is ever encoded.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import assert_cli_error
+from recroute.cli import main
+from recroute.data import RoutingData
+from recroute.loaders import save_npz
+
+ROW_KEYS = {"dataset", "m", "group", "router", "seed", "mu", "vr", "vb", "ep", "es", "n_test"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny full-batch training is dominated by thread hand-offs on a busy machine: run it on one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def many(folder):
+    """200 prompts × 6 LLMs, binary, two groups; the LLM that answers depends on the embedding."""
+    rng = np.random.default_rng(0)
+    n, m = 200, 6
+    emb = rng.normal(size=(n, 8)).astype(np.float32)
+    strength = np.array([0.3, 0.8, 0.5, 0.2, 0.6, 0.4])
+    scores = (rng.random((n, m)) < strength).astype(np.float32)
+    scores[:, 3] = np.maximum(scores[:, 3], emb[:, 0] > 0.5)   # a weak LLM that a router can learn to use
+    scores[rng.random((n, m)) < 0.02] = np.nan
+    data = RoutingData(
+        scores=scores, prompt_ids=np.array([f"q{i}" for i in range(n)]),
+        models=np.array(["gpt-x", "claude-y", "llama-z", "mistral-w", "qwen-v", "phi-u"]),
+        groups=np.where(np.arange(n) % 4 == 0, "algebra", "history"), embeddings=emb, source="many",
+    )
+    return save_npz(data, folder / "many.npz")
+
+
+@pytest.fixture(scope="module")
+def two(folder):
+    """A strong LLM that always answers and a weak one that fails when the first coordinate is positive."""
+    rng = np.random.default_rng(1)
+    n = 600
+    emb = rng.normal(size=(n, 4)).astype(np.float32)
+    scores = np.stack([np.ones(n), (emb[:, 0] <= 0).astype(float)], axis=1)
+    data = RoutingData(scores=scores, prompt_ids=np.array([f"q{i}" for i in range(n)]),
+                       models=np.array(["big", "small"]), embeddings=emb, source="two")
+    return save_npz(data, folder / "two.npz")
+
+
+ROUTERS = ["oracle", "random", "bsm", "knn", "linear"]
+
+
+@pytest.fixture(scope="module")
+def eval_run(many, folder):
+    out = folder / "out.json"
+    result = cli("eval", "--data", many, "--routers", ",".join(ROUTERS), "--pool-sizes", "2,3,10",
+                 "--seeds", 2, "--json", out)
+    return result, out
+
+
+def _table(text):
+    """The Markdown table's rows as lists of cells (header first, rule dropped)."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return [rows[0]] + rows[2:]
+
+
+def test_eval_prints_a_table_of_every_router_and_pool_size(eval_run):
+    result, _ = eval_run
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    table = _table(result.stdout)
+    assert table[0] == ["router", "m", "μ_o", "V_R", "V_B", "E_p", "E_sel", "seeds"]
+    # sizes 2 and 3 below the six LLMs, 10 the whole set (m = 6); routers in the order given
+    assert [(r[0], r[1]) for r in table[1:]] == [(name, m) for m in ("2", "3", "6") for name in ROUTERS]
+    for row in table[1:]:
+        assert row[-1] == "2"
+        assert all(" ± " in cell for cell in row[2:7])
+    oracle_6 = next(r for r in table if r[:2] == ["oracle", "6"])
+    bsm_6 = next(r for r in table if r[:2] == ["bsm", "6"])
+    assert float(oracle_6[4].split(" ± ")[0]) >= 1.0 >= float(bsm_6[4].split(" ± ")[0])
+
+
+def test_eval_writes_json_rows(eval_run, many):
+    result, out = eval_run
+    rows = json.loads(out.read_text())
+    assert len(rows) == 2 * (3 + 3 + 1) * len(ROUTERS)
+    assert all(set(r) == ROW_KEYS for r in rows)
+    assert {r["router"] for r in rows} == set(ROUTERS)
+    assert {(r["m"], r["group"]) for r in rows} == {
+        (m, g) for m in (2, 3) for g in ("all_strong", "all_weak", "strong_to_weak")} | {(6, "all")}
+    assert {r["seed"] for r in rows} == {0, 1}
+    assert all(0 <= r["mu"] <= 1 and r["n_test"] > 0 for r in rows)
+    assert f"wrote {len(rows)} rows to {out}" in result.stderr
+    # the table's μ_o is the mean over groups, then seeds, of these rows
+    table = _table(result.stdout)
+    knn_2 = next(r for r in table if r[:2] == ["knn", "2"])
+    per_seed = [np.mean([r["mu"] for r in rows if (r["router"], r["m"], r["seed"]) == ("knn", 2, s)]) for s in (0, 1)]
+    assert knn_2[2] == f"{np.mean(per_seed):.3f} ± {np.std(per_seed):.3f}"
+
+
+def test_eval_detail_shows_the_groups(many):
+    result = cli("eval", "--data", many, "--routers", "oracle,bsm", "--pool-sizes", "3,10", "--seeds", 1,
+                 "--detail")
+    assert result.exit_code == 0, result.output
+    table = _table(result.stdout)
+    assert table[0][:3] == ["router", "m", "group"]
+    assert {r[2] for r in table[1:]} == {"all_strong", "all_weak", "strong_to_weak", "all"}
+    plain = cli("eval", "--data", many, "--routers", "oracle,bsm", "--pool-sizes", "3,10", "--seeds", 1)
+    assert "all_weak" not in plain.stdout
+
+
+def test_eval_reference_as_a_number(many):
+    result = cli("eval", "--data", many, "--routers", "oracle", "--pool-sizes", "10", "--seeds", 1,
+                 "--reference", "0.5")
+    assert result.exit_code == 0, result.output
+    row = _table(result.stdout)[1]
+    assert float(row[3].split(" ± ")[0]) == pytest.approx(2 * float(row[2].split(" ± ")[0]), abs=2e-3)
+
+
+def test_scaling_writes_png_and_points(many, folder):
+    out = folder / "fig.png"
+    result = cli("scaling", "--data", many, "--out", out, "--pools", 20)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == PNG_MAGIC and out.stat().st_size > 1000
+    points = json.loads((folder / "fig.json").read_text())
+    assert len(points) == 6 * 5 + 6  # m = 1..6 for five p values, plus the best single model
+    assert {p["m"] for p in points} == set(range(1, 7))
+    # at m = 6 the one pool is every LLM: r_o(1) is the mean row max, r_o(0) the mean
+    from recroute.loaders import load
+
+    scores = load(many).scores
+    scores = scores[~np.isnan(scores).any(axis=1)]
+    whole = {p["p"]: p["mu"] for p in points if p["m"] == 6}
+    assert whole[1.0] == pytest.approx(scores.max(axis=1).mean(), abs=1e-6)
+    assert whole[0.0] == pytest.approx(scores.mean(), abs=1e-6)
+    assert whole["bsm"] == pytest.approx(scores.mean(axis=0).max(), abs=1e-6)
+    table = _table(result.stdout)
+    assert table[0] == ["m", "r_o(0)", "r_o(0.3)", "r_o(0.5)", "r_o(0.7)", "r_o(1)", "BSM"]
+    assert len(table) == 7
+
+
+def test_pair_prints_apgr_and_cpt_and_draws(two, folder):
+    out = folder / "pair.png"
+    result = cli("pair", "--data", two, "--routers", "random,bsm,knn,linear", "--seeds", 2, "--out", out,
+                 "--json", folder / "pair.json")
+    assert result.exit_code == 0, result.output
+    assert "strong big" in result.stdout and "weak small" in result.stdout
+    table = _table(result.stdout)
+    assert table[0] == ["router", "APGR", "CPT(20%)", "CPT(50%)", "CPT(80%)"]
+    apgr = {r[0]: float(r[1]) for r in table[1:]}
+    assert set(apgr) == {"random", "bsm", "knn", "linear"}
+    assert apgr["knn"] > apgr["random"] + 0.15 and apgr["linear"] > apgr["random"] + 0.15
+    assert out.read_bytes()[:8] == PNG_MAGIC
+    rows = json.loads((folder / "pair.json").read_text())
+    assert len(rows) == 8 and {r["strong"] for r in rows} == {"big"}
+
+
+# -- bad input: exit 2, one line naming the problem, no traceback, no file ---------
+@pytest.mark.parametrize("command,fragments", [
+    (["eval", "--routers", "oracle,nope", "--json", "{dir}/a.json"], ["'nope'"]),
+    (["eval", "--routers", "knn:3"], ["'knn'"]),
+    (["eval", "--routers", "bsm,knn", "--reference", "no-such-llm", "--json", "{dir}/a.json"], ["'no-such-llm'"]),
+    (["eval", "--routers", "bsm", "--json", "{dir}/a.csv"], ["a.csv", ".json"]),
+    (["eval", "--routers", "bsm", "--json", "{dir}/missing/a.json"], ["missing", "does not exist"]),
+    (["eval", "--routers", "bsm", "--pool-sizes", "-1,2"], ["pool size -1"]),
+    (["eval", "--routers", "bsm", "--groups", "all_strng", "--json", "{dir}/a.json"], ["'all_strng'"]),
+    (["eval", "--routers", "bsm", "--seeds", "0", "--json", "{dir}/a.json"], ["no seeds"]),
+    (["scaling", "--out", "{dir}/missing/fig.png"], ["missing", "does not exist"]),
+    (["scaling", "--out", "{dir}/fig.jpg"], ["fig.jpg", ".png"]),
+    (["scaling", "--out", "{dir}/fig.png", "--pools", "0"], ["at least 1 pool"]),
+    (["pair", "--routers", "random,nope", "--out", "{dir}/p.png"], ["'nope'"]),
+    (["pair", "--strong", "gpt-9", "--out", "{dir}/p.png"], ["'gpt-9'"]),
+    (["pair", "--out", "{dir}/missing/p.png"], ["missing", "does not exist"]),
+    (["pair", "--json", "{dir}/p.txt"], ["p.txt", ".json"]),
+    (["pair", "--routers", "random", "--seeds", "0", "--out", "{dir}/p.png"], ["no seeds"]),
+])
+def test_bad_input_is_one_line_and_writes_nothing(command, fragments, many, tmp_path):
+    args = [a.format(dir=tmp_path) for a in command]
+    result = cli(args[0], "--data", many, *args[1:])
+    assert_cli_error(result, *fragments)
+    assert list(tmp_path.iterdir()) == []

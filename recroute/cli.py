@@ -138,9 +138,13 @@ def _output_target(path: str | None, suffix: str) -> None:
 @click.option("--seeds", default=3, show_default=True, help="Number of random splits (seeds 0..N-1).")
 @click.option("--reference", default=None,
               help="V_R denominator: an LLM name or a number (default: the best LLM on training prompts).")
+@click.option("--side-info", is_flag=True,
+              help="Also fit each learned router on every LLM's training outcomes (reported as ROUTER+all).")
+@click.option("--no-tune", is_flag=True, help="Use default hyperparameters instead of choosing them on validation prompts.")
 @click.option("--detail", is_flag=True, help="Show one line per candidate group as well.")
 @click.option("--json", "json_out", default=None, help="Write one JSON row per (seed, pool, router) here.")
-def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, seeds, reference, detail, json_out):
+def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, seeds, reference, side_info, no_tune, detail,
+                 json_out):
     """Run the RouterEval protocol: μ_o, V_R, V_B, E_p per router and pool size."""
     _output_target(json_out, ".json")
     routers = _csv_list(routers)
@@ -153,11 +157,12 @@ def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, seeds, re
     data = _with_embeddings(data, routers)
     rows = protocol.evaluate(
         data, routers, pool_sizes=_csv_list(pool_sizes, int), groups=_csv_list(groups),
-        seeds=range(seeds), reference=reference, progress=_progress,
+        seeds=range(seeds), reference=reference, side_info=side_info, tune=not no_tune, progress=_progress,
     )
     by = ("router", "m", "group") if detail else ("router", "m")
+    order = list(dict.fromkeys(r["router"] for r in rows))
     table = protocol.summarize(rows, by=by)
-    table.sort(key=lambda r: (r["m"], r.get("group", ""), routers.index(r["router"])))
+    table.sort(key=lambda r: (r["m"], r.get("group", ""), order.index(r["router"])))
     headers = list(by) + ["μ_o", "V_R", "V_B", "E_p", "E_sel", "seeds"]
     click.echo(format_table(headers, [
         [r[k] for k in by] + [_pm(r, "mu"), _pm(r, "vr"), _pm(r, "vb"), _pm(r, "ep"), _pm(r, "es"), r["seeds"]]

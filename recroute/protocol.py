@@ -9,6 +9,7 @@ at least the number of LLMs is the whole set, evaluated once as group ``all``.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from typing import Callable, Iterable, Sequence
 
@@ -67,6 +68,8 @@ def evaluate(
     groups: Sequence[str] = POOL_GROUPS,
     seeds: Iterable[int] = (0, 1, 2),
     reference: str | float | None = None,
+    side_info: bool = False,
+    tune: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[dict]:
     """One row per (seed, pool, router) with μ_o, V_R, V_B, E_p and the selection entropy.
@@ -76,15 +79,26 @@ def evaluate(
     :func:`recroute.embed.prompt_embeddings`). ``reference`` is the V_R
     denominator: an LLM name (its mean on the test prompts), a number, or by
     default the LLM with the best mean training score.
+
+    Learned routers are fitted on the training outcomes of the pool's LLMs
+    (the strict protocol); with ``side_info`` each is also fitted on every
+    LLM's training outcomes while still routing within the pool (RouterEval
+    §4.3 allows such extra data), reported as ``<router>+all``. With ``tune``,
+    a router's ``param_grid`` settings are each fitted and the one with the
+    best μ on the validation prompts is kept: the test prompts never choose.
     """
     factories = routers if isinstance(routers, dict) else {name: _factory(name) for name in routers}
     for name, factory in factories.items():
         if factory().needs_embeddings and data.embeddings is None:
             raise RecrouteError(f"{data.source}: router {name!r} needs prompt embeddings; none were given.")
     seeds = _seed_list(seeds)
+    variants = [(name, factory, "pool") for name, factory in factories.items()]
+    if side_info:
+        variants += [(f"{name}+all", factory, "all") for name, factory in factories.items()
+                     if factory().needs_embeddings]
     plan = [(seed, pool) for seed in seeds
             for pool in candidate_pools(np.arange(data.n_models), pool_sizes, groups)]
-    total, done, rows = len(plan) * len(factories), 0, []
+    total, done, rows = len(plan) * len(variants), 0, []
     for seed in seeds:
         split = data.split((0.8, 0.1, 0.1), seed=seed)
         order = strength_order(split.train)
@@ -94,18 +108,21 @@ def evaluate(
             train = split.train.subset(models=pool)
             judged = split.test.observed[:, pool].all(axis=1)  # judge only prompts observed for every candidate
             test = split.test.subset(prompts=judged, models=pool)
+            val = split.val.subset(prompts=split.val.observed[:, pool].all(axis=1), models=pool)
             queries = Queries.of(test)
             ref_score = float(reference) if _is_number(reference) else \
                 float(np.nanmean(split.test.scores[judged, ref_column]))
-            for router_name, factory in factories.items():
-                scores = _seeded(factory(), seed).fit(train).score(queries, names)
+            for router_name, factory, train_on in variants:
+                router = fit_tuned(factory, split.train if train_on == "all" else train, val, names,
+                                   seed=seed, tune=tune)
+                scores = router.score(queries, names)
                 choice = np.argmax(scores, axis=1)
                 mu = metrics.mu(test.scores, choice)
                 rows.append({
                     "dataset": data.source, "m": m, "group": group, "router": router_name, "seed": seed,
                     "mu": mu, "vr": metrics.vr(mu, ref_score), "vb": metrics.vb(test.scores, choice),
                     "ep": metrics.prediction_entropy(scores), "es": metrics.selection_entropy(choice, len(names)),
-                    "n_test": test.n_prompts,
+                    "n_test": test.n_prompts, "train_on": train_on, "params": router.get_params(),
                 })
                 done += 1
                 if progress:
@@ -144,6 +161,28 @@ def _seed_list(seeds: Iterable[int]) -> list[int]:
 def _factory(spec: str) -> Callable[[], Router]:
     make_router(spec)  # fail early on a bad name
     return lambda: make_router(spec)
+
+
+def fit_tuned(factory: Callable[[], Router], train: RoutingData, val: RoutingData, models: Sequence[str],
+              seed: int = 0, tune: bool = True) -> Router:
+    """Fit a fresh router; with ``tune``, try each setting of its ``param_grid``, keep the best on ``val``.
+
+    Settings are judged by μ when routing ``val``'s prompts among ``models``;
+    ties keep the earlier setting. Without a grid (or validation prompts) this is a plain fit.
+    """
+    grid = getattr(factory(), "param_grid", None) if tune and val.n_prompts else None
+    if not grid:
+        return _seeded(factory(), seed).fit(train)
+    best, best_mu = None, -np.inf
+    for values in itertools.product(*grid.values()):
+        router = _seeded(factory(), seed)
+        for name, value in zip(grid, values):
+            setattr(router, name, value)
+        router.fit(train)
+        mu = metrics.mu(val.scores, router.route(Queries.of(val), models))
+        if mu > best_mu:
+            best, best_mu = router, mu
+    return best
 
 
 def _is_number(value) -> bool:

@@ -15,7 +15,7 @@ from recroute.cli import main
 from recroute.data import RoutingData
 from recroute.loaders import save_npz
 
-ROW_KEYS = {"dataset", "m", "group", "router", "seed", "mu", "vr", "vb", "ep", "es", "n_test"}
+ROW_KEYS = {"dataset", "m", "group", "router", "seed", "mu", "vr", "vb", "ep", "es", "n_test", "train_on", "params"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -16,7 +16,7 @@ from recroute.protocol import (
 )
 from recroute.routers import BestSingleRouter, KNNRouter, best_set_labels
 
-ROW_KEYS = {"dataset", "m", "group", "router", "seed", "mu", "vr", "vb", "ep", "es", "n_test"}
+ROW_KEYS = {"dataset", "m", "group", "router", "seed", "mu", "vr", "vb", "ep", "es", "n_test", "train_on", "params"}
 
 
 def make_data(scores, embeddings=None, groups=None, models=None, source="<synthetic>") -> RoutingData:

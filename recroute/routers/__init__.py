@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from ..errors import RecrouteError
+from .als import ALSRouter
 from .base import Queries, Router, best_set_labels
 from .baselines import KNNRouter, LinearRouter, MLPRouter
+from .bilinear import BilinearRouter
+from .bpr import BPRRouter
+from .hybrid import LightFMRouter
 from .reference import BestSingleRouter, OracleRouter, RandomRouter, ROracleRouter
 
 ROUTERS = {
@@ -14,6 +18,10 @@ ROUTERS = {
     "knn": KNNRouter,
     "linear": LinearRouter,
     "mlp": MLPRouter,
+    "als": ALSRouter,
+    "bpr": BPRRouter,
+    "lightfm": LightFMRouter,
+    "bilinear": BilinearRouter,
 }
 
 
@@ -38,5 +46,5 @@ def make_router(spec: str, **params) -> Router:
 __all__ = [
     "Queries", "Router", "best_set_labels", "make_router", "ROUTERS",
     "OracleRouter", "ROracleRouter", "RandomRouter", "BestSingleRouter",
-    "KNNRouter", "LinearRouter", "MLPRouter",
+    "KNNRouter", "LinearRouter", "MLPRouter", "ALSRouter", "BPRRouter", "LightFMRouter", "BilinearRouter",
 ]

@@ -43,6 +43,8 @@ class KNNRouter(Router):
 class LinearRouter(Router):
     """LinearR: one logistic output per LLM on the prompt embedding (multi-label BCE)."""
 
+    param_grid = {"weight_decay": [1e-4, 1e-3, 1e-2]}
+
     def __init__(self, epochs: int = 200, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0):
         self.epochs = epochs
         self.lr = lr

@@ -1,0 +1,47 @@
+"""Implicit ALS (Hu, Koren & Volinsky 2008) through the ``implicit`` library.
+
+Users are prompts, items are LLMs. The preference of a cell is 1 when the LLM
+is in the prompt's best set (the LLMs within 95% of its best score; for 0/1
+outcomes, the LLMs that answered correctly) and 0 otherwise. Confidence, made
+explicit: a good outcome weighs ``alpha``; an observed bad outcome weighs
+``negative_weight`` (passed to implicit as a negative value, its way of
+saying "confidently not liked"); a cell never observed weighs implicit's
+default 1 for preference 0. New prompts enter through the cold-start map.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..data import RoutingData
+from .base import best_set_labels
+from .latent import ColdStartRouter
+
+
+class ALSRouter(ColdStartRouter):
+    param_grid = {"regularization": [0.1, 1.0, 10.0]}
+
+    def __init__(self, factors: int = 32, regularization: float = 1.0, alpha: float = 10.0,
+                 negative_weight: float = 10.0, iterations: int = 15, cold_start: str = "ridge", seed: int = 0):
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.negative_weight = negative_weight
+        self.iterations = iterations
+        self.cold_start = cold_start
+        self.seed = seed
+
+    def _factorise(self, train: RoutingData):
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        labels = best_set_labels(train.scores)
+        confidence = np.where(labels == 1, self.alpha, -self.negative_weight)
+        confidence[np.isnan(labels)] = 0
+        user_items = sp.csr_matrix(confidence.astype(np.float32))  # prompts as rows; unobserved cells left out
+        model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=1.0,
+                                        iterations=self.iterations, random_state=self.seed)
+        with threadpool_limits(1, "blas"):
+            model.fit(user_items, show_progress=False)
+        llm_factors = np.asarray(model.item_factors)
+        return np.asarray(model.user_factors), llm_factors, np.zeros(len(llm_factors), dtype=np.float32)

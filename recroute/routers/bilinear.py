@@ -1,0 +1,55 @@
+"""Text-conditioned bilinear matrix factorisation (RouteLLM's MF router, on outcome records).
+
+score(p, m) = <W·e_p, v_m> + b_m, where e_p is the prompt's content
+embedding: the prompt side is a learned projection of its text, so new
+prompts need no cold-start step. Fitted with logistic loss on observed cells
+only (soft targets for continuous scores), so a missing outcome is never
+read as a wrong one; the bias b_m starts at the LLM's training log-odds and
+carries the "best single model" prior that the factors then correct.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import RoutingData
+from .latent import LatentFactorRouter
+
+
+class BilinearRouter(LatentFactorRouter):
+    param_grid = {"weight_decay": [1e-4, 1e-3, 1e-2]}
+
+    def __init__(self, factors: int = 32, weight_decay: float = 1e-3, epochs: int = 300, lr: float = 1e-2,
+                 seed: int = 0):
+        self.factors = factors
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.lr = lr
+        self.seed = seed
+
+    def _fit(self, train: RoutingData) -> None:
+        import torch
+
+        generator = torch.Generator().manual_seed(self.seed)
+        x = torch.from_numpy(np.ascontiguousarray(train.embeddings, dtype=np.float32))
+        observed = torch.from_numpy(train.observed)
+        target = torch.from_numpy(np.nan_to_num(train.scores))
+        means = np.clip(np.nan_to_num(train.model_means(), nan=0.5), 1e-3, 1 - 1e-3)
+        projection = torch.nn.Parameter(0.01 * torch.randn(x.shape[1], self.factors, generator=generator))
+        llm = torch.nn.Parameter(0.01 * torch.randn(train.n_models, self.factors, generator=generator))
+        bias = torch.nn.Parameter(torch.from_numpy(np.log(means / (1 - means)).astype(np.float32)))
+        optimiser = torch.optim.Adam([projection, llm, bias], lr=self.lr)
+        loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
+        cells = observed.sum().clamp(min=1)
+        for _ in range(self.epochs):  # full batch: the whole matrix is one step
+            optimiser.zero_grad()
+            logits = (x @ projection) @ llm.T + bias
+            loss = (loss_fn(logits, target) * observed).sum() / cells
+            loss = loss + self.weight_decay * (projection.square().sum() + llm.square().sum())
+            loss.backward()
+            optimiser.step()
+        self.projection_ = projection.detach().numpy()
+        self.llm_factors_ = llm.detach().numpy()
+        self.llm_bias_ = bias.detach().numpy()
+
+    def prompt_factors(self, embeddings: np.ndarray) -> np.ndarray:
+        return embeddings @ self.projection_

@@ -1,0 +1,43 @@
+"""Bayesian Personalised Ranking (Rendle et al. 2009) through the ``implicit`` library.
+
+Users are prompts, items are LLMs; a prompt's positives are its best-set
+LLMs and BPR learns to rank each positive above a sampled non-positive LLM.
+With 0/1 outcomes on a dense matrix every non-positive is an observed wrong
+answer, so the sampled negatives are real negatives. implicit's BPR keeps an
+item bias as the last factor (with a constant 1 on the user side), which the
+cold-start map learns to reproduce for new prompts.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..data import RoutingData
+from .base import best_set_labels
+from .latent import ColdStartRouter
+
+
+class BPRRouter(ColdStartRouter):
+    param_grid = {"regularization": [1e-3, 1e-2, 1e-1]}
+
+    def __init__(self, factors: int = 32, learning_rate: float = 0.05, regularization: float = 0.01,
+                 iterations: int = 200, cold_start: str = "ridge", seed: int = 0):
+        self.factors = factors
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.iterations = iterations
+        self.cold_start = cold_start
+        self.seed = seed
+
+    def _factorise(self, train: RoutingData):
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+        from threadpoolctl import threadpool_limits
+
+        positives = sp.csr_matrix((np.nan_to_num(best_set_labels(train.scores)) == 1).astype(np.float32))
+        model = BayesianPersonalizedRanking(factors=self.factors, learning_rate=self.learning_rate,
+                                            regularization=self.regularization, iterations=self.iterations,
+                                            random_state=self.seed)
+        with threadpool_limits(1, "blas"):
+            model.fit(positives, show_progress=False)
+        llm_factors = np.asarray(model.item_factors)
+        return np.asarray(model.user_factors), llm_factors, np.zeros(len(llm_factors), dtype=np.float32)

@@ -1,0 +1,59 @@
+"""The common shape of latent-factor routers: prompts and LLMs in one space.
+
+An LLM m has a vector v_m and a bias b_m; a prompt p has a vector u_p, and
+its predicted quality is <u_p, v_m> + b_m. Training prompts get u_p from the
+factorisation; a new prompt gets it from its content embedding, either
+natively (the model maps embeddings, as the bilinear and LightFM routers do)
+or through a cold-start map fitted on the training prompts (ALS, BPR).
+Ranking among all LLMs is a maximum-inner-product search (FAISS).
+"""
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import numpy as np
+
+from ..data import RoutingData
+from .base import Queries, Router
+from .coldstart import make_cold_start
+
+
+class LatentFactorRouter(Router):
+    """Base class: ``_fit`` sets ``llm_factors_`` (m, k) and ``llm_bias_`` (m,); ``prompt_factors`` maps embeddings."""
+
+    @abstractmethod
+    def prompt_factors(self, embeddings: np.ndarray) -> np.ndarray:
+        """Latent vectors (n, k) of prompts given their content embeddings."""
+
+    def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
+        factors = self.prompt_factors(np.asarray(queries.embeddings, dtype=np.float32))
+        return factors @ self.llm_factors_[columns].T + self.llm_bias_[columns]
+
+    def item_vectors(self) -> np.ndarray:
+        """LLM vectors with the bias as a last coordinate, for an inner-product index."""
+        return np.hstack([self.llm_factors_, self.llm_bias_[:, None]]).astype(np.float32)
+
+    def query_vectors(self, embeddings: np.ndarray) -> np.ndarray:
+        """Prompt vectors with a constant 1 appended, matching :meth:`item_vectors`."""
+        factors = self.prompt_factors(np.asarray(embeddings, dtype=np.float32))
+        return np.hstack([factors, np.ones((len(factors), 1), dtype=np.float32)])
+
+
+class ColdStartRouter(LatentFactorRouter):
+    """A factorisation that only knows its training prompts, plus a cold-start map for new ones.
+
+    ``cold_start`` is ``"ridge"`` (a ridge regression from embedding to
+    factors) or ``"knn"`` (the mean factors of the 10 most similar training
+    prompts, found with FAISS).
+    """
+
+    def _fit(self, train: RoutingData) -> None:
+        prompt_factors, self.llm_factors_, self.llm_bias_ = self._factorise(train)
+        self.cold_start_ = make_cold_start(self.cold_start).fit(train.embeddings, prompt_factors)
+
+    @abstractmethod
+    def _factorise(self, train: RoutingData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return training-prompt factors (n, k), LLM factors (m, k) and LLM biases (m,)."""
+
+    def prompt_factors(self, embeddings: np.ndarray) -> np.ndarray:
+        return self.cold_start_.transform(embeddings)

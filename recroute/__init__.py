@@ -8,8 +8,9 @@ from .datasets import load_dataset, resolve
 from .errors import RecrouteError
 from .loaders import load, save_npz
 from .routers import Queries, Router, make_router
+from .serve import ServedRouter, load_router
 
 __all__ = [
     "RoutingData", "Split", "RecrouteError", "load", "load_dataset", "resolve", "save_npz",
-    "Queries", "Router", "make_router",
+    "Queries", "Router", "make_router", "ServedRouter", "load_router",
 ]

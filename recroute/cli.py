@@ -246,3 +246,93 @@ def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, seeds, o
                           f"{Path(data.source).stem}: strong/weak routing", out)
         click.echo(f"wrote {out}", err=True)
     _write_json(rows, json_out)
+
+
+def _params(pairs: tuple[str, ...]) -> dict:
+    """``--param k=v`` pairs; values read as JSON where they parse (numbers, true/false), else strings."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise RecrouteError(f"--param {pair!r}: expected NAME=VALUE.")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+@main.command()
+@data_option
+@pickle_option
+@click.option("--router", "router_name", default="bilinear", show_default=True,
+              help="A learned router: als, bpr, lightfm, bilinear, knn, linear, mlp, bsm.")
+@click.option("--param", "param_pairs", multiple=True, help="Hyperparameter NAME=VALUE (repeatable); skips tuning.")
+@click.option("--out", required=True, help="Folder to write the fitted router to.")
+def fit(data_name, allow_pickle, router_name, param_pairs, out):
+    """Fit a router on every prompt of a dataset and save it as a folder."""
+    from .embed import DEFAULT_MODEL
+    from .routers import make_router
+    from .store import save_router
+
+    params = _params(param_pairs)
+    make_router(router_name, **params)  # fail before any work on a bad name or parameter
+    data = _with_embeddings(bundled.resolve(data_name, allow_pickle=allow_pickle), [router_name])
+    factory = lambda: make_router(router_name, **params)  # noqa: E731
+    if not params and getattr(factory(), "param_grid", None):
+        split = data.split((0.9, 0.1, 0.0), seed=0)
+        chosen = protocol.fit_tuned(factory, split.train, split.val, list(data.models)).get_params()
+        click.echo(f"chose {chosen} on {split.val.n_prompts} validation prompts", err=True)
+        factory = lambda: make_router(router_name, **chosen)  # noqa: E731
+    router = factory().fit(data)
+    folder = save_router(router, out, embedding_model=DEFAULT_MODEL, data_source=data.source)
+    click.echo(f"fitted {router_name} on {data.n_prompts} prompts × {data.n_models} LLMs -> {folder}")
+
+
+@main.command()
+@click.argument("folder")
+@click.argument("prompts", nargs=-1)
+@click.option("--input", "input_path", default=None, help="A .txt file (one prompt a line) or .jsonl ({\"prompt\": ...}).")
+@click.option("--pool", default=None, help="Comma-separated LLMs to choose among (default: all the router knows).")
+@click.option("--top-k", default=3, show_default=True, help="How many LLMs to list per prompt.")
+def route(folder, prompts, input_path, pool, top_k):
+    """Rank LLMs for prompts with a saved router; one JSON line per prompt."""
+    from .serve import load_router
+
+    texts = list(prompts) + (_read_prompts(Path(input_path)) if input_path else [])
+    if not texts:
+        raise RecrouteError("give prompts as arguments or with --input FILE.")
+    if top_k < 1:
+        raise RecrouteError(f"--top-k must be at least 1, got {top_k}.")
+    served = load_router(folder)
+    pool = _csv_list(pool) if pool else None
+    if pool:
+        served.router.columns(pool)  # unknown LLM names fail before encoding
+    for text, ranking in zip(texts, served.rank(texts, pool=pool, k=top_k)):
+        click.echo(json.dumps({"prompt": text, "ranking": ranking}, ensure_ascii=False))
+
+
+def _read_prompts(path: Path) -> list[str]:
+    if not path.is_file():
+        raise RecrouteError(f"{path}: file not found.")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise RecrouteError(f"{path}: is not UTF-8 text.") from None
+    if path.suffix.lower() != ".jsonl":
+        texts = [line for line in lines if line.strip()]
+    else:
+        texts = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                raise RecrouteError(f"{path}:{number}: invalid JSON.") from None
+            if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
+                raise RecrouteError(f"{path}:{number}: expected an object with a 'prompt' string.")
+            texts.append(record["prompt"])
+    if not texts:
+        raise RecrouteError(f"{path}: holds no prompts.")
+    return texts

@@ -108,12 +108,11 @@ def evaluate(
             train = split.train.subset(models=pool)
             judged = split.test.observed[:, pool].all(axis=1)  # judge only prompts observed for every candidate
             test = split.test.subset(prompts=judged, models=pool)
-            val = split.val.subset(prompts=split.val.observed[:, pool].all(axis=1), models=pool)
             queries = Queries.of(test)
             ref_score = float(reference) if _is_number(reference) else \
                 float(np.nanmean(split.test.scores[judged, ref_column]))
             for router_name, factory, train_on in variants:
-                router = fit_tuned(factory, split.train if train_on == "all" else train, val, names,
+                router = fit_tuned(factory, split.train if train_on == "all" else train, split.val, names,
                                    seed=seed, tune=tune)
                 scores = router.score(queries, names)
                 choice = np.argmax(scores, axis=1)
@@ -167,9 +166,11 @@ def fit_tuned(factory: Callable[[], Router], train: RoutingData, val: RoutingDat
               seed: int = 0, tune: bool = True) -> Router:
     """Fit a fresh router; with ``tune``, try each setting of its ``param_grid``, keep the best on ``val``.
 
-    Settings are judged by μ when routing ``val``'s prompts among ``models``;
-    ties keep the earlier setting. Without a grid (or validation prompts) this is a plain fit.
+    Settings are judged by μ when routing ``val``'s prompts (those observed
+    for every one of ``models``) among ``models``; ties keep the earlier setting. Without a grid (or validation prompts) this is a plain fit.
     """
+    val = val.subset(models=list(models))
+    val = val.subset(prompts=val.observed.all(axis=1))
     grid = getattr(factory(), "param_grid", None) if tune and val.n_prompts else None
     if not grid:
         return _seeded(factory(), seed).fit(train)

@@ -87,6 +87,24 @@ class Router(ABC):
             )
         return np.array([where[name] for name in models], dtype=np.intp)
 
+    #: False for routers that read the true outcomes (oracle, r_o): they cannot serve new prompts.
+    servable = True
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The learned arrays (``*_`` attributes) that rebuild the fitted router, for saving without pickle."""
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and isinstance(v, np.ndarray)}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> "Router":
+        """Restore a router saved with :meth:`state` (on an instance built with the same hyperparameters)."""
+        for name, value in arrays.items():
+            if name.endswith("_"):
+                setattr(self, name, value)
+        self._restore(arrays)
+        return self
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Rebuild what is derived from the saved arrays (indexes, networks); nothing by default."""
+
     def get_params(self) -> dict:
         """Hyperparameters as given to ``__init__`` (for manifests and reports)."""
         return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}

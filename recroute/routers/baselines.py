@@ -25,12 +25,15 @@ class KNNRouter(Router):
         self.k = k
 
     def _fit(self, train: RoutingData) -> None:
+        self.embeddings_ = _normalise(train.embeddings)
+        self.labels_ = best_set_labels(train.scores)
+        self._restore({})
+
+    def _restore(self, arrays) -> None:
         import faiss
 
-        embeddings = _normalise(train.embeddings)
-        self.index_ = faiss.IndexFlatIP(embeddings.shape[1])
-        self.index_.add(embeddings)
-        self.labels_ = best_set_labels(train.scores)
+        self.index_ = faiss.IndexFlatIP(self.embeddings_.shape[1])
+        self.index_.add(self.embeddings_)
 
     def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
         k = min(self.k, self.index_.ntotal)
@@ -72,6 +75,20 @@ class LinearRouter(Router):
             loss = (loss_fn(self.network_(x), y) * mask).sum() / mask.sum().clamp(min=1)
             loss.backward()
             optimiser.step()
+        self.network_.eval()
+
+    def state(self) -> dict[str, np.ndarray]:
+        weights = {f"network.{k}": v.numpy() for k, v in self.network_.state_dict().items()}
+        return {**super().state(), **weights}
+
+    def _restore(self, arrays) -> None:
+        import torch
+
+        weights = {k[len("network."):]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
+                   if k.startswith("network.")}
+        first, last = next(iter(weights.values())), list(weights.values())[-1]
+        self.network_ = self._network(first.shape[1], last.shape[0])
+        self.network_.load_state_dict(weights)
         self.network_.eval()
 
     def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:

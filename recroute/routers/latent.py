@@ -10,16 +10,35 @@ Ranking among all LLMs is a maximum-inner-product search (FAISS).
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Sequence
 
 import numpy as np
 
 from ..data import RoutingData
+from ..retrieval import LLMIndex
 from .base import Queries, Router
 from .coldstart import make_cold_start
 
 
 class LatentFactorRouter(Router):
     """Base class: ``_fit`` sets ``llm_factors_`` (m, k) and ``llm_bias_`` (m,); ``prompt_factors`` maps embeddings."""
+
+    def fit(self, train: RoutingData) -> "LatentFactorRouter":
+        super().fit(train)
+        self.index_ = LLMIndex().fit(self.item_vectors(), self.models_)
+        return self
+
+    def rank(self, queries: Queries, models: Sequence[str] | None = None, k: int | None = None):
+        """Top-k LLMs by maximum-inner-product search in the FAISS index, restricted to ``models``."""
+        self.columns(models)  # unknown names fail here, with the router's message
+        k = len(self.models_) if k is None else k
+        return self.index_.search(self.query_vectors(queries.embeddings), k, pool=models)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {**super().state(), "index": self.index_.to_bytes()}
+
+    def _restore(self, arrays) -> None:
+        self.index_ = LLMIndex.from_bytes(arrays["index"], self.item_vectors(), self.models_)
 
     @abstractmethod
     def prompt_factors(self, embeddings: np.ndarray) -> np.ndarray:
@@ -57,3 +76,12 @@ class ColdStartRouter(LatentFactorRouter):
 
     def prompt_factors(self, embeddings: np.ndarray) -> np.ndarray:
         return self.cold_start_.transform(embeddings)
+
+    def state(self) -> dict[str, np.ndarray]:
+        cold = {f"cold_start.{k}": v for k, v in self.cold_start_.state().items()}
+        return {**super().state(), **cold}
+
+    def _restore(self, arrays) -> None:
+        super()._restore(arrays)
+        cold = {k[len("cold_start."):]: v for k, v in arrays.items() if k.startswith("cold_start.")}
+        self.cold_start_ = make_cold_start(self.cold_start).load_state(cold)

@@ -23,6 +23,7 @@ class OracleRouter(Router):
     """Picks an LLM with the best true score for every prompt: the ceiling."""
 
     needs_embeddings = False
+    servable = False
 
     def _fit(self, train: RoutingData) -> None:
         pass
@@ -39,6 +40,7 @@ class ROracleRouter(Router):
     """
 
     needs_embeddings = False
+    servable = False
 
     def __init__(self, p: float = 0.5, seed: int = 0):
         self.p = p

@@ -1,0 +1,122 @@
+"""A fitted router as a self-describing folder: no pickle, written atomically.
+
+    DIR/manifest.json   format, versions, router name and hyperparameters,
+                        its LLMs, the embedding model, where it was fitted
+    DIR/arrays.npz      the learned arrays (factors, weights, the FAISS index
+                        serialised as bytes), read with allow_pickle=False
+
+A folder is written next to its destination and renamed into place, so a
+failure leaves any previous router there intact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RecrouteError
+from .routers import ROUTERS, Router
+
+FORMAT = "recroute-router"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+ARRAYS = "arrays.npz"
+
+
+def save_router(router: Router, folder, *, embedding_model: str, data_source: str = "") -> Path:
+    """Write a fitted router to ``folder`` (replacing a router folder already there)."""
+    folder = Path(folder)
+    if not router.servable:
+        raise RecrouteError(f"{type(router).__name__} reads true outcomes, so it cannot route new prompts or be saved.")
+    if not hasattr(router, "models_"):
+        raise RecrouteError(f"{type(router).__name__} is not fitted; fit it before saving.")
+    if folder.exists() and not (folder / MANIFEST).exists() and any(folder.iterdir()):
+        raise RecrouteError(f"{folder}: exists and is not a recroute router folder; refusing to overwrite it.")
+    name = next(key for key, cls in ROUTERS.items() if cls is type(router))
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "router": name, "params": router.get_params(),
+        "models": [str(m) for m in router.models_], "embedding_model": embedding_model, "data": data_source,
+        "versions": {pkg: _version(pkg) for pkg in ("recroute", "numpy", "faiss-cpu", "implicit", "lightfm-next", "torch")},
+    }
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a router folder is an ordinary folder
+    try:
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        with open(tmp / ARRAYS, "wb") as f:
+            np.savez(f, **router.state())
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}-old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RecrouteError(f"{folder}: cannot write the router ({exc.strerror or exc}).") from None
+    return folder
+
+
+def load_router(folder) -> tuple[Router, dict]:
+    """Read a router folder back: the fitted router and its manifest."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    cls = ROUTERS.get(manifest["router"])
+    if cls is None:
+        raise RecrouteError(f"{folder}: names an unknown router {manifest['router']!r}.")
+    try:
+        router = cls(**manifest["params"])
+    except TypeError as exc:
+        raise RecrouteError(f"{folder}: hyperparameters do not fit router {manifest['router']!r} ({exc}).") from None
+    path = folder / ARRAYS
+    if not zipfile.is_zipfile(path):
+        raise RecrouteError(f"{path}: missing or not an .npz archive; the router folder is corrupt.")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        if [str(m) for m in arrays.get("models_", [])] != manifest["models"]:
+            raise RecrouteError(f"{folder}: the LLMs in {ARRAYS} do not match the manifest; the folder is corrupt.")
+        router.load_state(arrays)
+    except RecrouteError:
+        raise
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile, RuntimeError) as exc:
+        raise RecrouteError(f"{path}: cannot restore the router ({type(exc).__name__}: {exc}); the folder is corrupt.") from None
+    return router, manifest
+
+
+def read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise RecrouteError(f"{folder}: no such router folder.")
+    if not path.exists():
+        raise RecrouteError(f"{folder}: not a recroute router folder (no {MANIFEST}).")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecrouteError(f"{path}: is not valid JSON ({exc}).") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise RecrouteError(f"{path}: is not a recroute router manifest.")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise RecrouteError(f"{path}: format version {manifest.get('format_version')} is not supported "
+                            f"(this recroute reads version {FORMAT_VERSION}).")
+    missing = [k for k in ("router", "params", "models", "embedding_model") if k not in manifest]
+    if missing:
+        raise RecrouteError(f"{path}: lacks '{missing[0]}'.")
+    return manifest
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None

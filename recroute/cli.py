@@ -262,6 +262,23 @@ def _params(pairs: tuple[str, ...]) -> dict:
     return params
 
 
+def _check_param_types(router, params: dict) -> None:
+    """A --param value must have its default's type (an int for epochs, a number for a rate, a string)."""
+    defaults = router.get_params()
+    for key, value in params.items():
+        default = defaults.get(key)
+        if isinstance(default, bool) or not isinstance(default, (int, float, str)):
+            continue  # unknown names are left to the router's own error
+        if isinstance(default, str):
+            ok, kind = isinstance(value, str), "a string"
+        elif isinstance(default, int):
+            ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        else:
+            ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        if not ok:
+            raise RecrouteError(f"--param {key}={json.dumps(value)}: {key} must be {kind}.")
+
+
 @main.command()
 @data_option
 @pickle_option
@@ -276,6 +293,7 @@ def fit(data_name, allow_pickle, router_name, param_pairs, out):
     from .store import save_router
 
     params = _params(param_pairs)
+    _check_param_types(make_router(router_name), params)
     make_router(router_name, **params)  # fail before any work on a bad name or parameter
     data = _with_embeddings(bundled.resolve(data_name, allow_pickle=allow_pickle), [router_name])
     factory = lambda: make_router(router_name, **params)  # noqa: E731
@@ -285,7 +303,8 @@ def fit(data_name, allow_pickle, router_name, param_pairs, out):
         click.echo(f"chose {chosen} on {split.val.n_prompts} validation prompts", err=True)
         factory = lambda: make_router(router_name, **chosen)  # noqa: E731
     router = factory().fit(data)
-    folder = save_router(router, out, embedding_model=DEFAULT_MODEL, data_source=data.source)
+    folder = save_router(router, out, embedding_model=DEFAULT_MODEL, data_source=data.source,
+                         embedding_dim=None if data.embeddings is None else data.embeddings.shape[1])
     click.echo(f"fitted {router_name} on {data.n_prompts} prompts × {data.n_models} LLMs -> {folder}")
 
 

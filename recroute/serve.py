@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .embed import Encoder
+from .errors import RecrouteError
 from .routers import Queries, Router
 from .store import load_router as _load
 
@@ -28,6 +29,13 @@ class ServedRouter:
     def rank(self, texts: Sequence[str], pool: Sequence[str] | None = None, k: int | None = 3) -> list[list[dict]]:
         """For each prompt, the top-``k`` LLMs of ``pool`` (default: all) as ``{"llm", "score"}``, best first."""
         queries = Queries(embeddings=self.encoder.encode(list(texts)))
+        fitted_dim = self.manifest.get("embedding_dim")
+        if fitted_dim is not None and queries.embeddings.shape[1] != fitted_dim:
+            raise RecrouteError(
+                f"this router was fitted on {fitted_dim}-dimensional prompt embeddings, but "
+                f"{self.encoder.model} gives {queries.embeddings.shape[1]}; fit it on prompt texts "
+                f"(recroute encodes them) or on embeddings of {self.encoder.model}."
+            )
         names = self.models if pool is None else list(pool)
         positions, scores = self.router.rank(queries, pool, k)
         return [[{"llm": names[j], "score": float(s)} for j, s in zip(row, row_scores)]

@@ -29,19 +29,27 @@ MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 
 
-def save_router(router: Router, folder, *, embedding_model: str, data_source: str = "") -> Path:
-    """Write a fitted router to ``folder`` (replacing a router folder already there)."""
+def save_router(router: Router, folder, *, embedding_model: str, data_source: str = "",
+                embedding_dim: int | None = None) -> Path:
+    """Write a fitted router to ``folder`` (replacing a router folder already there).
+
+    ``embedding_dim``, the width of the prompt embeddings it was fitted on, lets a served router refuse
+    prompts encoded by a model of another width with a clear error.
+    """
     folder = Path(folder)
     if not router.servable:
         raise RecrouteError(f"{type(router).__name__} reads true outcomes, so it cannot route new prompts or be saved.")
     if not hasattr(router, "models_"):
         raise RecrouteError(f"{type(router).__name__} is not fitted; fit it before saving.")
-    if folder.exists() and not (folder / MANIFEST).exists() and any(folder.iterdir()):
+    if folder.exists() and (not folder.is_dir() or (not (folder / MANIFEST).exists() and any(folder.iterdir()))):
         raise RecrouteError(f"{folder}: exists and is not a recroute router folder; refusing to overwrite it.")
-    name = next(key for key, cls in ROUTERS.items() if cls is type(router))
+    name = next((key for key, cls in ROUTERS.items() if cls is type(router)), None)
+    if name is None:
+        raise RecrouteError(f"{type(router).__name__} is not a registered router, so it cannot be saved.")
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "router": name, "params": router.get_params(),
         "models": [str(m) for m in router.models_], "embedding_model": embedding_model, "data": data_source,
+        **({} if embedding_dim is None else {"embedding_dim": int(embedding_dim)}),
         "versions": {pkg: _version(pkg) for pkg in ("recroute", "numpy", "faiss-cpu", "implicit", "lightfm-next", "torch")},
     }
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -87,9 +95,12 @@ def load_router(folder) -> tuple[Router, dict]:
         if [str(m) for m in arrays.get("models_", [])] != manifest["models"]:
             raise RecrouteError(f"{folder}: the LLMs in {ARRAYS} do not match the manifest; the folder is corrupt.")
         router.load_state(arrays)
-    except RecrouteError:
-        raise
-    except (ValueError, KeyError, OSError, zipfile.BadZipFile, RuntimeError) as exc:
+    except RecrouteError as exc:
+        if str(exc).startswith(str(folder)):
+            raise
+        reason = str(exc).rstrip(".")
+        raise RecrouteError(f"{path}: cannot restore the router ({reason}); the folder is corrupt.") from None
+    except (ValueError, KeyError, AttributeError, TypeError, OSError, zipfile.BadZipFile, RuntimeError) as exc:
         raise RecrouteError(f"{path}: cannot restore the router ({type(exc).__name__}: {exc}); the folder is corrupt.") from None
     return router, manifest
 
@@ -98,12 +109,14 @@ def read_manifest(folder: Path) -> dict:
     path = folder / MANIFEST
     if not folder.is_dir():
         raise RecrouteError(f"{folder}: no such router folder.")
-    if not path.exists():
+    if not path.is_file():
         raise RecrouteError(f"{folder}: not a recroute router folder (no {MANIFEST}).")
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RecrouteError(f"{path}: is not valid JSON ({exc}).") from None
+    except OSError as exc:
+        raise RecrouteError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise RecrouteError(f"{path}: is not a recroute router manifest.")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -112,6 +125,12 @@ def read_manifest(folder: Path) -> dict:
     missing = [k for k in ("router", "params", "models", "embedding_model") if k not in manifest]
     if missing:
         raise RecrouteError(f"{path}: lacks '{missing[0]}'.")
+    kinds = {"router": str, "params": dict, "models": list, "embedding_model": str}
+    wrong = [k for k, kind in kinds.items() if not isinstance(manifest[k], kind)]
+    if wrong or not all(isinstance(m, str) for m in manifest["models"]):
+        key = wrong[0] if wrong else "models"
+        kind = "list of strings" if key == "models" else kinds[key].__name__
+        raise RecrouteError(f"{path}: '{key}' must be a {kind}.")
     return manifest
 
 

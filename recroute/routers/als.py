@@ -39,9 +39,9 @@ class ALSRouter(ColdStartRouter):
         confidence = np.where(labels == 1, self.alpha, -self.negative_weight)
         confidence[np.isnan(labels)] = 0
         user_items = sp.csr_matrix(confidence.astype(np.float32))  # prompts as rows; unobserved cells left out
-        model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=1.0,
-                                        iterations=self.iterations, random_state=self.seed)
-        with threadpool_limits(1, "blas"):
+        with threadpool_limits(1, "blas"):  # implicit checks BLAS threads (and warns) when the model is built
+            model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=1.0,
+                                            iterations=self.iterations, random_state=self.seed)
             model.fit(user_items, show_progress=False)
         llm_factors = np.asarray(model.item_factors)
         return np.asarray(model.user_factors), llm_factors, np.zeros(len(llm_factors), dtype=np.float32)

@@ -8,6 +8,7 @@ a router implements two methods: ``_fit`` and ``_score``.
 """
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
@@ -114,6 +115,20 @@ class Router(ABC):
 
     @abstractmethod
     def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray: ...
+
+
+@contextlib.contextmanager
+def torch_single_thread():
+    """Train small torch models on one thread: the matrices are tiny, and on a busy two-core
+    machine torch's thread pool made a fit up to 50 times slower than one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield torch
+    finally:
+        torch.set_num_threads(before)
 
 
 def best_set_labels(scores: np.ndarray, tolerance: float = 0.95) -> np.ndarray:

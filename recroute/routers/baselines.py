@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import RoutingData
-from .base import Queries, Router, best_set_labels
+from .base import Queries, Router, best_set_labels, torch_single_thread
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -48,8 +48,10 @@ class LinearRouter(Router):
 
     param_grid = {"weight_decay": [1e-4, 1e-3, 1e-2]}
 
-    def __init__(self, epochs: int = 200, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0):
+    def __init__(self, epochs: int = 20, batch_size: int = 256, lr: float = 1e-2, weight_decay: float = 1e-4,
+                 seed: int = 0):
         self.epochs = epochs
+        self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
         self.seed = seed
@@ -60,6 +62,10 @@ class LinearRouter(Router):
         return torch.nn.Linear(dim, outputs)
 
     def _fit(self, train: RoutingData) -> None:
+        with torch_single_thread():
+            self._train(train)
+
+    def _train(self, train: RoutingData) -> None:
         import torch
 
         torch.manual_seed(self.seed)
@@ -70,11 +76,15 @@ class LinearRouter(Router):
         self.network_ = self._network(x.shape[1], y.shape[1])
         optimiser = torch.optim.Adam(self.network_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
-        for _ in range(self.epochs):  # full batch: a few thousand prompts fit in one step
-            optimiser.zero_grad()
-            loss = (loss_fn(self.network_(x), y) * mask).sum() / mask.sum().clamp(min=1)
-            loss.backward()
-            optimiser.step()
+        generator = torch.Generator().manual_seed(self.seed)
+        self.network_.train()
+        for _ in range(self.epochs):  # mini-batches: cost grows with the data once, not epochs × data
+            order = torch.randperm(len(x), generator=generator)
+            for batch in order.split(self.batch_size):
+                optimiser.zero_grad()
+                loss = (loss_fn(self.network_(x[batch]), y[batch]) * mask[batch]).sum() / mask[batch].sum().clamp(min=1)
+                loss.backward()
+                optimiser.step()
         self.network_.eval()
 
     def state(self) -> dict[str, np.ndarray]:
@@ -102,9 +112,9 @@ class LinearRouter(Router):
 class MLPRouter(LinearRouter):
     """MLPR: as LinearR with one hidden ReLU layer (and dropout)."""
 
-    def __init__(self, hidden: int = 256, dropout: float = 0.1, epochs: int = 200, lr: float = 1e-3,
-                 weight_decay: float = 1e-4, seed: int = 0):
-        super().__init__(epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed)
+    def __init__(self, hidden: int = 256, dropout: float = 0.1, epochs: int = 20, batch_size: int = 256,
+                 lr: float = 1e-3, weight_decay: float = 1e-4, seed: int = 0):
+        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
         self.hidden = hidden
         self.dropout = dropout
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import RoutingData
+from .base import torch_single_thread
 from .latent import LatentFactorRouter
 
 
@@ -27,6 +28,10 @@ class BilinearRouter(LatentFactorRouter):
         self.seed = seed
 
     def _fit(self, train: RoutingData) -> None:
+        with torch_single_thread():
+            self._train(train)
+
+    def _train(self, train: RoutingData) -> None:
         import torch
 
         generator = torch.Generator().manual_seed(self.seed)

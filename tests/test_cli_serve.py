@@ -1,0 +1,270 @@
+"""`recroute fit` and `recroute route` end to end, on a small topical dataset encoded with the real model.
+
+60 short prompts of three topics (math, code, history); LLM A answers the math
+prompts, B the code prompts, C the history prompts, and nothing else. The
+prompts' embeddings are computed once with the bundled MiniLM model (384-d),
+exactly as `route` will encode new prompts, and written with the texts into an
+.npz. A router fitted on it must send a new math prompt to A, a code prompt to
+B and a history prompt to C. Every bad input exits 2 with one line, never a
+traceback. The embedding cache lives in a temporary folder (RECROUTE_CACHE).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import assert_cli_error, run_cli as cli
+from recroute.data import RoutingData
+from recroute.embed import Encoder
+from recroute.loaders import save_npz
+
+LLMS = ["A", "B", "C"]
+
+MATH = [
+    "What is 17 plus 25?", "Solve for x: 3x + 7 = 22.", "Compute the derivative of x^3 + 2x.",
+    "What is the integral of sin(x) from 0 to pi?", "Find the square root of 144.", "What is 12 times 11?",
+    "Simplify the fraction 42/56.", "What is the probability of rolling two sixes with two dice?",
+    "Factor the polynomial x^2 - 5x + 6.", "What is 15 percent of 240?",
+    "Prove that the sum of two even numbers is even.", "Compute the determinant of the matrix [[2, 1], [3, 4]].",
+    "Solve the quadratic equation x^2 + 4x - 5 = 0.", "What is the least common multiple of 8 and 12?",
+    "Evaluate the limit of (1 + 1/n)^n as n goes to infinity.", "How many ways can 5 books be arranged on a shelf?",
+    "What is the area of a circle with radius 7?", "Convert 0.375 to a fraction.",
+    "Find the slope of the line through (1, 2) and (4, 11).", "What is 2 to the power of 10?",
+]
+CODE = [
+    "Write a Python function that reverses a string.",
+    "How do I sort a list of dictionaries by a key in Python?",
+    "Fix this JavaScript bug: undefined is not a function when calling map.",
+    "Write a SQL query that counts rows per customer.",
+    "Implement binary search in Java.",
+    "What does the yield keyword do in a Python generator?",
+    "Write a bash script that renames all .txt files to .md.",
+    "How do I read a JSON file in Node.js?",
+    "Explain the difference between a list and a tuple in Python.",
+    "Write a C function that computes the length of a linked list.",
+    "How do I create a virtual environment with pip?",
+    "Write a regular expression that matches email addresses.",
+    "Refactor this loop into a list comprehension in Python.",
+    "How do I handle exceptions in Rust with the Result type?",
+    "Write a unit test for a function that adds two numbers using pytest.",
+    "What is a segmentation fault in C and how do I debug it?",
+    "Implement a stack class with push and pop methods in Python.",
+    "How do I merge two branches with git?",
+    "Write a React component that shows a counter button.",
+    "Why does my recursive Python function hit the recursion limit?",
+]
+HISTORY = [
+    "Who was the first emperor of Rome?", "When did World War II end?", "What caused the French Revolution?",
+    "Who wrote the Magna Carta and why was it signed?", "What was the significance of the Battle of Hastings in 1066?",
+    "Who was Cleopatra?", "Why did the Roman Empire fall?", "When did the Berlin Wall come down?",
+    "What was the Renaissance?", "Who led the Mongol Empire at its greatest extent?",
+    "What were the causes of the American Civil War?", "Who was Napoleon Bonaparte?",
+    "What was the Cold War?", "When did Columbus first reach the Americas?",
+    "What was the Ottoman Empire?", "Who was the first president of the United States?",
+    "What happened during the Industrial Revolution?", "Why was the Treaty of Versailles important?",
+    "Who built the pyramids of Giza?", "What was the Silk Road?",
+]
+
+TOPICS = {"math": MATH, "code": CODE, "history": HISTORY}
+# New prompts, none of them in the training data, with the LLM that should get each.
+NEW = {
+    "Calculate 23 times 19 and divide the result by 4.": "A",
+    "What is the cube root of 27?": "A",
+    "Write a Python function that checks whether a string is a palindrome.": "B",
+    "How do I remove duplicates from a list in JavaScript?": "B",
+    "Who was Julius Caesar?": "C",
+    "When did the First World War begin?": "C",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def environment(tmp_path_factory):
+    """A private embedding cache for the module, and torch on one thread (tiny fits, busy machines)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RECROUTE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def topics_file(tmp_path_factory, environment):
+    """The topical dataset as .npz: texts, groups, 0/1 outcomes and real MiniLM embeddings."""
+    texts = [text for prompts in TOPICS.values() for text in prompts]
+    topic = np.repeat(np.arange(len(TOPICS)), [len(p) for p in TOPICS.values()])
+    embeddings = Encoder().encode(texts)  # the real model, cached in the module's RECROUTE_CACHE
+    assert embeddings.shape == (len(texts), 384)
+    data = RoutingData(
+        scores=(topic[:, None] == np.arange(len(LLMS))).astype(np.float32),
+        prompt_ids=np.array([f"q{i}" for i in range(len(texts))]), models=np.array(LLMS), prompts=texts,
+        groups=np.array(list(TOPICS))[topic], embeddings=embeddings, source="topics",
+    )
+    return save_npz(data, tmp_path_factory.mktemp("data") / "topics.npz")
+
+
+@pytest.fixture(scope="module")
+def router_dir(topics_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("routers") / "bilinear"
+    result = cli("fit", "--data", topics_file, "--router", "bilinear", "--param", "epochs=50", "--out", out)
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def routed(result) -> list[dict]:
+    """The JSON lines `route` printed on stdout."""
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+# -- fit --------------------------------------------------------------------------------------
+def test_fit_with_params_writes_a_router_folder(router_dir, topics_file):
+    out, result = router_dir
+    assert (out / "manifest.json").is_file() and (out / "arrays.npz").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["format"] == "recroute-router" and manifest["router"] == "bilinear"
+    assert manifest["params"]["epochs"] == 50 and manifest["models"] == LLMS
+    assert manifest["embedding_model"] == "all-MiniLM-L6-v2" and manifest["embedding_dim"] == 384
+    assert manifest["data"] == str(topics_file)
+    assert "fitted bilinear on 60 prompts × 3 LLMs" in result.stdout
+    assert "chose" not in result.output  # --param skips tuning
+
+
+def test_fit_without_params_tunes_on_validation_prompts(topics_file, tmp_path):
+    result = cli("fit", "--data", topics_file, "--router", "linear", "--out", tmp_path / "linear")
+    assert result.exit_code == 0, result.output
+    assert "chose" in result.stderr and "validation prompts" in result.stderr
+    manifest = json.loads((tmp_path / "linear" / "manifest.json").read_text())
+    assert manifest["router"] == "linear" and manifest["params"]["weight_decay"] in (1e-4, 1e-3, 1e-2)
+    routed_ = routed(cli("route", tmp_path / "linear", *NEW, "--top-k", "1"))
+    assert [r["ranking"][0]["llm"] for r in routed_] == list(NEW.values())
+
+
+def test_fit_tunes_the_default_router(topics_file, tmp_path):
+    result = cli("fit", "--data", topics_file, "--out", tmp_path / "default")
+    assert result.exit_code == 0, result.output
+    assert "chose" in result.stderr
+    assert json.loads((tmp_path / "default" / "manifest.json").read_text())["router"] == "bilinear"
+
+
+# -- route -------------------------------------------------------------------------------------
+def test_route_encodes_new_texts_and_ranks_within_the_pool(router_dir, tmp_path, monkeypatch):
+    cache = tmp_path / "fresh-cache"
+    monkeypatch.setenv("RECROUTE_CACHE", str(cache))  # nothing cached: route must run the model
+    out, _ = router_dir
+    result = cli("route", out, "text one", "text two", "--pool", "A,B", "--top-k", "1")
+    lines = routed(result)
+    assert [line["prompt"] for line in lines] == ["text one", "text two"]
+    for line in lines:
+        assert set(line) == {"prompt", "ranking"}
+        assert len(line["ranking"]) == 1
+        assert line["ranking"][0]["llm"] in ("A", "B")
+        assert isinstance(line["ranking"][0]["score"], float)
+    assert list((cache / "embeddings").rglob("*.npz"))  # the texts were encoded and cached
+
+
+def test_route_sends_each_topic_to_its_llm(router_dir):
+    out, _ = router_dir
+    lines = routed(cli("route", out, *NEW, "--pool", "A,B,C", "--top-k", "1"))
+    assert [line["prompt"] for line in lines] == list(NEW)
+    assert [line["ranking"][0]["llm"] for line in lines] == list(NEW.values())
+
+
+def test_route_lists_the_whole_ranking_best_first(router_dir):
+    out, _ = router_dir
+    math, code = list(NEW)[0], list(NEW)[2]
+    lines = routed(cli("route", out, math, code))  # default: every LLM, top 3
+    for line in lines:
+        assert sorted(entry["llm"] for entry in line["ranking"]) == LLMS
+        scores = [entry["score"] for entry in line["ranking"]]
+        assert scores == sorted(scores, reverse=True)
+    assert lines[0]["ranking"][0]["llm"] == "A" and lines[1]["ranking"][0]["llm"] == "B"
+    # Without B in the pool the code prompt goes elsewhere, and never outside the pool.
+    lines = routed(cli("route", out, code, "--pool", "C,A", "--top-k", "5"))
+    assert sorted(entry["llm"] for entry in lines[0]["ranking"]) == ["A", "C"]
+
+
+def test_route_reads_prompts_from_a_text_file(router_dir, tmp_path):
+    out, _ = router_dir
+    path = tmp_path / "prompts.txt"
+    path.write_text("\n".join(list(NEW)[:3]) + "\n\n" + "\n".join(list(NEW)[3:]) + "\n", encoding="utf-8")
+    lines = routed(cli("route", out, "--input", path, "--pool", "A,B,C", "--top-k", "1"))
+    assert [line["prompt"] for line in lines] == list(NEW)  # the blank line is skipped
+    assert [line["ranking"][0]["llm"] for line in lines] == list(NEW.values())
+
+
+def test_route_reads_prompts_from_jsonl_after_the_arguments(router_dir, tmp_path):
+    out, _ = router_dir
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"prompt": text, "id": i}) + "\n" for i, text in enumerate(list(NEW)[1:])),
+                    encoding="utf-8")
+    lines = routed(cli("route", out, list(NEW)[0], "--input", path, "--pool", "A,B,C", "--top-k", "2"))
+    assert [line["prompt"] for line in lines] == list(NEW)
+    assert [line["ranking"][0]["llm"] for line in lines] == list(NEW.values())
+    assert all(len(line["ranking"]) == 2 for line in lines)
+
+
+# -- bad input: exit 2, one line, no traceback ---------------------------------------------------
+@pytest.mark.parametrize("args,fragments", [
+    (["--router", "xgboost"], ["unknown router 'xgboost'"]),
+    (["--param", "epochs"], ["--param 'epochs'", "NAME=VALUE"]),
+    (["--param", "=3"], ["NAME=VALUE"]),
+    (["--param", "depth=3"], ["router 'bilinear'", "depth"]),
+    (["--param", "epochs=many"], ["epochs must be an integer"]),
+    (["--param", "factors=2.5"], ["factors must be an integer"]),
+    (["--router", "oracle"], ["true outcomes"]),
+], ids=["unknown router", "param without value", "param without name", "unknown param", "param not a number",
+        "param not an integer", "oracle"])
+def test_fit_bad_input(topics_file, tmp_path, args, fragments):
+    out = tmp_path / "out"
+    assert_cli_error(cli("fit", "--data", topics_file, *args, "--out", out), *fragments)
+    assert not out.exists()
+
+
+def test_fit_on_a_missing_data_file(tmp_path):
+    assert_cli_error(cli("fit", "--data", tmp_path / "nope.npz", "--out", tmp_path / "out"), "nope.npz")
+
+
+def _corrupt(folder):
+    (folder / "arrays.npz").write_bytes(b"not a zip archive")
+
+
+@pytest.mark.parametrize("case", ["unknown LLM in pool", "no prompts", "missing input file", "empty input file",
+                                  "bad jsonl", "top-k 0", "corrupt folder", "missing folder", "not a router"])
+def test_route_bad_input(router_dir, tmp_path, case):
+    out, _ = router_dir
+    text = list(NEW)[0]
+    args, fragments = {
+        "unknown LLM in pool": ([out, text, "--pool", "A,Z"], ["unknown LLM 'Z'"]),
+        "no prompts": ([out], ["give prompts"]),
+        "missing input file": ([out, "--input", tmp_path / "nope.txt"], ["nope.txt", "not found"]),
+        "empty input file": ([out, "--input", tmp_path / "empty.txt"], ["holds no prompts"]),
+        "bad jsonl": ([out, "--input", tmp_path / "bad.jsonl"], ["bad.jsonl:2", "invalid JSON"]),
+        "top-k 0": ([out, text, "--top-k", "0"], ["--top-k must be at least 1"]),
+        "corrupt folder": ([tmp_path / "corrupt", text], ["corrupt"]),
+        "missing folder": ([tmp_path / "nowhere", text], ["no such router folder"]),
+        "not a router": ([tmp_path, text], ["not a recroute router folder"]),
+    }[case]
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "fine"}\n{"prompt": \n')
+    shutil.copytree(out, tmp_path / "corrupt")
+    _corrupt(tmp_path / "corrupt")
+    assert_cli_error(cli("route", *args), *fragments)
+
+
+def test_route_refuses_a_router_fitted_on_embeddings_of_another_width(tmp_path):
+    """A file's own 8-d embeddings fit fine, but route encodes 384-d MiniLM vectors: a clear error, not a crash."""
+    rng = np.random.default_rng(0)
+    data = RoutingData(scores=(rng.random((40, 3)) < 0.5).astype(np.float32),
+                       prompt_ids=np.array([f"p{i}" for i in range(40)]), models=np.array(LLMS),
+                       embeddings=rng.normal(size=(40, 8)).astype(np.float32), source="narrow")
+    path = save_npz(data, tmp_path / "narrow.npz")
+    result = cli("fit", "--data", path, "--router", "linear", "--param", "epochs=5", "--out", tmp_path / "narrow")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "narrow" / "manifest.json").read_text())["embedding_dim"] == 8
+    assert_cli_error(cli("route", tmp_path / "narrow", list(NEW)[0]), "8-dimensional", "384")

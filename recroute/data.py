@@ -135,13 +135,7 @@ class RoutingData:
     # -- selection -----------------------------------------------------------
     def model_index(self, names: Sequence[str]) -> np.ndarray:
         """Column indices of LLMs by name; an unknown name is an error."""
-        where = {name: i for i, name in enumerate(self.models)}
-        unknown = [name for name in names if name not in where]
-        if unknown:
-            raise RecrouteError(
-                f"{self.source}: unknown LLM {str(unknown[0])!r}; known LLMs are {', '.join(self.models)}."
-            )
-        return np.array([where[name] for name in names], dtype=np.intp)
+        return name_positions(self.models, names, self.source)
 
     def subset(self, prompts=None, models=None) -> "RoutingData":
         """A new RoutingData restricted to some prompts and/or LLMs.
@@ -288,6 +282,15 @@ def _texts(values, n, src) -> np.ndarray:
         raise RecrouteError(f"{src}: prompts must be {n} strings.")
     arr[:] = values
     return arr
+
+
+def name_positions(known: Sequence[str], names: Sequence[str], owner: str) -> np.ndarray:
+    """Positions of ``names`` in ``known``; the first unknown name is an error naming ``owner``'s LLMs."""
+    where = {str(name): i for i, name in enumerate(known)}
+    unknown = [name for name in names if name not in where]
+    if unknown:
+        raise RecrouteError(f"{owner}: unknown LLM {str(unknown[0])!r}; known LLMs are {', '.join(map(str, known))}.")
+    return np.array([where[name] for name in names], dtype=np.intp)
 
 
 def _as_index(selector) -> np.ndarray:

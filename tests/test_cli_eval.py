@@ -19,16 +19,6 @@ ROW_KEYS = {"dataset", "m", "group", "router", "seed", "mu", "vr", "vb", "ep", "
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny full-batch training is dominated by thread hand-offs on a busy machine: run it on one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])

@@ -47,16 +47,6 @@ CASES = [
 NAMES = [case[0] for case in CASES]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny full-batch training is dominated by thread hand-offs on a busy machine: run it on one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 class World:
     """The synthetic world: training data, held-out prompts and their true P(correct)."""

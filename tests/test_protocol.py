@@ -43,16 +43,6 @@ def synthetic(n=200, m=6, seed=0, missing=0.05) -> RoutingData:
                      source="synthetic.npz")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny full-batch training is dominated by thread hand-offs on a busy machine: run it on one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # -- candidate pools -----------------------------------------------------------
 ORDER = np.array([7, 2, 9, 0, 5, 1, 8, 3, 6, 4])  # 10 LLMs, strongest first

@@ -13,16 +13,6 @@ from recroute.routers import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny full-batch training is dominated by thread hand-offs on a busy machine: run it on one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make_data(scores, embeddings=None, models=None) -> RoutingData:
     scores = np.asarray(scores, dtype=np.float32)

@@ -41,15 +41,6 @@ SERVABLE = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def synthetic(n=240, dim=8, seed=3) -> RoutingData:
     rng = np.random.default_rng(seed)

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data import RoutingData
+from ..data import RoutingData, name_positions
 from ..errors import RecrouteError
 
 
@@ -80,13 +80,7 @@ class Router(ABC):
         """Positions of ``models`` among the fitted LLMs; unknown names are an error."""
         if models is None:
             return np.arange(len(self.models_))
-        where = {name: i for i, name in enumerate(self.models_)}
-        unknown = [name for name in models if name not in where]
-        if unknown:
-            raise RecrouteError(
-                f"unknown LLM {unknown[0]!r}: this router knows {', '.join(map(str, self.models_))}."
-            )
-        return np.array([where[name] for name in models], dtype=np.intp)
+        return name_positions(self.models_, models, f"this {type(self).__name__}")
 
     #: False for routers that read the true outcomes (oracle, r_o): they cannot serve new prompts.
     servable = True

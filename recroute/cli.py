@@ -129,8 +129,8 @@ def _output_target(path: str | None, suffix: str) -> None:
 @main.command("eval")
 @data_option
 @pickle_option
-@click.option("--routers", default="oracle,random,bsm,knn,linear,mlp", show_default=True,
-              help="Comma-separated routers: oracle, random, bsm, ro:P, knn, linear, mlp.")
+@click.option("--routers", default="oracle,random,bsm,knn,linear,mlp,bilinear", show_default=True,
+              help="Comma-separated routers: oracle, random, bsm, ro:P, knn, linear, mlp, als, bpr, lightfm, bilinear.")
 @click.option("--pool-sizes", default="3,5,10,100,1000", show_default=True,
               help="Candidate pool sizes m; sizes at or above the number of LLMs mean the whole set.")
 @click.option("--groups", default=",".join(protocol.POOL_GROUPS), show_default=True,
@@ -243,7 +243,8 @@ def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, seeds, o
         from .plots import plot_strong_calls
 
         plot_strong_calls(result["curves"], result["weak"], result["strong"], tuple(result["pair"]),
-                          f"{Path(data.source).stem}: strong/weak routing", out)
+                          f"{Path(data.source).stem}{f' ({prompt_groups})' if prompt_groups else ''}: strong/weak routing",
+                          out)
         click.echo(f"wrote {out}", err=True)
     _write_json(rows, json_out)
 

@@ -15,7 +15,13 @@ def _pyplot():
     return plt
 
 
-def _save(fig, out) -> Path:
+def _save(fig, ax, xlabel: str, ylabel: str, title: str, out) -> Path:
+    """Label, legend and grid every figure the same way, then write it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
     out = Path(out)
     fig.tight_layout()
     fig.savefig(out, dpi=130)
@@ -32,12 +38,7 @@ def plot_scaling(curve: dict, title: str, out) -> Path:
         ax.plot(sizes, row, marker="o", ms=3, label=f"r_o({p:g})")
     ax.plot(sizes, curve["bsm"], "k--", label="best single model")
     ax.set_xscale("log" if max(sizes) > 20 else "linear")
-    ax.set_xlabel("candidate pool size m")
-    ax.set_ylabel("mean score μ")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return _save(fig, ax, "candidate pool size m", "mean score μ", title, out)
 
 
 def plot_strong_calls(curves: dict, weak_quality: float, strong_quality: float, labels: tuple[str, str],
@@ -49,9 +50,4 @@ def plot_strong_calls(curves: dict, weak_quality: float, strong_quality: float, 
         ax.plot(100 * np.asarray(fractions), quality, label=name)
     ax.axhline(strong_quality, color="k", ls="--", lw=1, label=f"strong: {labels[0]}")
     ax.axhline(weak_quality, color="grey", ls=":", lw=1, label=f"weak: {labels[1]}")
-    ax.set_xlabel("calls to the strong LLM (%)")
-    ax.set_ylabel("mean score")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return _save(fig, ax, "calls to the strong LLM (%)", "mean score", title, out)

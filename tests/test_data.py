@@ -135,7 +135,7 @@ def test_to_csr_stores_observed_zeros(block):
     csr = data.to_csr(block=block)
     assert csr.shape == (4, 3)  # prompts are rows
     assert csr.nnz == int(data.observed.sum()) == 7
-    assert 1 in csr.indices[csr.indptr[0]:csr.indptr[1]]  # the observed 0 at (p0, b)
+    assert np.isin(1, csr.indices[csr.indptr[0]:csr.indptr[1]])  # the observed 0 at (p0, b)
     assert 2 not in csr.indices[csr.indptr[0]:csr.indptr[1]]  # the missing (p0, c)
     assert list(csr.indices[csr.indptr[1]:csr.indptr[2]]) == [2]
     rows, cols = csr.nonzero()  # nonzero() drops explicit zeros; the stored pattern keeps them

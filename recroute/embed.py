@@ -67,13 +67,6 @@ class Encoder:
     def __repr__(self) -> str:
         return f"Encoder(model={self.model!r}, cache_dir={self.cache_dir!r}, batch_size={self.batch_size!r})"
 
-    def __getstate__(self):
-        # Pickling a fitted router must not drag the model or the cache index along.
-        state = self.__dict__.copy()
-        state["_model"] = state["_model_for"] = None
-        state.update(_index_dir=None, _index={}, _vectors=None, _seen=set())
-        return state
-
     # -- where things are ----------------------------------------------------
     @property
     def cache_path(self) -> Path:

@@ -106,7 +106,7 @@ def evaluate(
         for m, group, pool in candidate_pools(order, pool_sizes, groups):
             names = list(data.models[pool])
             train = split.train.subset(models=pool)
-            judged = split.test.observed[:, pool].all(axis=1)  # judge only prompts observed for every candidate
+            judged = _judged(split.test, pool)
             test = split.test.subset(prompts=judged, models=pool)
             queries = Queries.of(test)
             ref_score = float(reference) if _is_number(reference) else \
@@ -169,8 +169,7 @@ def fit_tuned(factory: Callable[[], Router], train: RoutingData, val: RoutingDat
     Settings are judged by μ when routing ``val``'s prompts (those observed
     for every one of ``models``) among ``models``; ties keep the earlier setting. Without a grid (or validation prompts) this is a plain fit.
     """
-    val = val.subset(models=list(models))
-    val = val.subset(prompts=val.observed.all(axis=1))
+    val = val.subset(prompts=_judged(val, val.model_index(list(models))), models=list(models))
     grid = getattr(factory(), "param_grid", None) if tune and val.n_prompts else None
     if not grid:
         return _seeded(factory(), seed).fit(train)
@@ -184,6 +183,11 @@ def fit_tuned(factory: Callable[[], Router], train: RoutingData, val: RoutingDat
         if mu > best_mu:
             best, best_mu = router, mu
     return best
+
+
+def _judged(data: RoutingData, columns: np.ndarray) -> np.ndarray:
+    """Prompts observed for every one of ``columns``: only those can be judged fairly."""
+    return data.observed[:, columns].all(axis=1)
 
 
 def _is_number(value) -> bool:
@@ -247,7 +251,8 @@ def evaluate_pair(data: RoutingData, routers: Sequence[str] | dict[str, Callable
                   progress: Callable[[int, int, str], None] | None = None) -> tuple[list[dict], dict]:
     """RouteLLM's strong/weak evaluation: APGR and CPT(20/50/80%) per router and seed.
 
-    Each router's reason to call the strong LLM is its score for the strong
+    Routers are fitted (and tuned on validation prompts) as in :func:`evaluate`;
+    each router's reason to call the strong LLM is its score for the strong
     LLM minus its score for the weak one. Returns the rows and, per router,
     the quality curve on a 0..1 strong-call grid averaged over seeds (plus
     'weak' and 'strong' reference levels).
@@ -263,12 +268,11 @@ def evaluate_pair(data: RoutingData, routers: Sequence[str] | dict[str, Callable
         if pair[0] == pair[1]:
             raise RecrouteError(f"{data.source}: the strong and the weak LLM must differ (both {pair[0]!r}).")
         train = split.train.subset(models=pair)
-        test = split.test.subset(models=pair)
-        test = test.subset(prompts=test.observed.all(axis=1))
+        test = split.test.subset(prompts=_judged(split.test, split.test.model_index(pair)), models=pair)
         strong_q, weak_q = (float(test.scores[:, j].mean()) for j in (0, 1))
         levels.append((strong_q, weak_q))
         for name, factory in factories.items():
-            scores = _seeded(factory(), seed).fit(train).score(Queries.of(test), pair)
+            scores = fit_tuned(factory, train, split.val, pair, seed=seed).score(Queries.of(test), pair)
             fractions, quality = metrics.strong_call_curve(scores[:, 0] - scores[:, 1], test.scores[:, 0],
                                                            test.scores[:, 1])
             curves[name].append(np.interp(CALL_GRID, fractions, quality))

@@ -163,26 +163,36 @@ def _factory(spec: str) -> Callable[[], Router]:
 
 
 def fit_tuned(factory: Callable[[], Router], train: RoutingData, val: RoutingData, models: Sequence[str],
-              seed: int = 0, tune: bool = True) -> Router:
+              seed: int = 0, tune: bool = True, objective: Callable[[np.ndarray, np.ndarray], float] | None = None
+              ) -> Router:
     """Fit a fresh router; with ``tune``, try each setting of its ``param_grid``, keep the best on ``val``.
 
-    Settings are judged by μ when routing ``val``'s prompts (those observed
-    for every one of ``models``) among ``models``; ties keep the earlier setting. Without a grid (or validation prompts) this is a plain fit.
+    A setting is judged by ``objective(scores, truth)`` on ``val``'s prompts
+    (those observed for every one of ``models``), by default μ of routing to
+    the best-scored LLM; ties keep the earlier setting. Without a grid (or
+    validation prompts) this is a plain fit.
     """
     val = val.subset(prompts=_judged(val, val.model_index(list(models))), models=list(models))
     grid = getattr(factory(), "param_grid", None) if tune and val.n_prompts else None
     if not grid:
         return _seeded(factory(), seed).fit(train)
-    best, best_mu = None, -np.inf
+    objective = objective or (lambda scores, truth: metrics.mu(truth, np.argmax(scores, axis=1)))
+    best, best_value = None, -np.inf
     for values in itertools.product(*grid.values()):
         router = _seeded(factory(), seed)
         for name, value in zip(grid, values):
             setattr(router, name, value)
-        router.fit(train)
-        mu = metrics.mu(val.scores, router.route(Queries.of(val), models))
-        if mu > best_mu:
-            best, best_mu = router, mu
+        value = objective(router.fit(train).score(Queries.of(val), models), val.scores)
+        if value > best_value:
+            best, best_value = router, value
     return best
+
+
+def _pair_apgr(scores: np.ndarray, truth: np.ndarray) -> float:
+    """APGR of a strong/weak router (column 0 strong, 1 weak): the pair protocol's own objective."""
+    fractions, quality = metrics.strong_call_curve(scores[:, 0] - scores[:, 1], truth[:, 0], truth[:, 1])
+    weak, strong = truth[:, 1].mean(), truth[:, 0].mean()
+    return metrics.apgr(fractions, quality, weak, strong) if strong != weak else 0.0
 
 
 def _judged(data: RoutingData, columns: np.ndarray) -> np.ndarray:
@@ -251,7 +261,7 @@ def evaluate_pair(data: RoutingData, routers: Sequence[str] | dict[str, Callable
                   progress: Callable[[int, int, str], None] | None = None) -> tuple[list[dict], dict]:
     """RouteLLM's strong/weak evaluation: APGR and CPT(20/50/80%) per router and seed.
 
-    Routers are fitted (and tuned on validation prompts) as in :func:`evaluate`;
+    Routers are fitted as in :func:`evaluate`, tuned for APGR on the validation prompts;
     each router's reason to call the strong LLM is its score for the strong
     LLM minus its score for the weak one. Returns the rows and, per router,
     the quality curve on a 0..1 strong-call grid averaged over seeds (plus
@@ -272,7 +282,8 @@ def evaluate_pair(data: RoutingData, routers: Sequence[str] | dict[str, Callable
         strong_q, weak_q = (float(test.scores[:, j].mean()) for j in (0, 1))
         levels.append((strong_q, weak_q))
         for name, factory in factories.items():
-            scores = fit_tuned(factory, train, split.val, pair, seed=seed).score(Queries.of(test), pair)
+            router = fit_tuned(factory, train, split.val, pair, seed=seed, objective=_pair_apgr)
+            scores = router.score(Queries.of(test), pair)
             fractions, quality = metrics.strong_call_curve(scores[:, 0] - scores[:, 1], test.scores[:, 0],
                                                            test.scores[:, 1])
             curves[name].append(np.interp(CALL_GRID, fractions, quality))

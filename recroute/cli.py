@@ -140,13 +140,18 @@ def _output_target(path: str | None, suffix: str) -> None:
               help="V_R denominator: an LLM name or a number (default: the best LLM on training prompts).")
 @click.option("--side-info", is_flag=True,
               help="Also fit each learned router on every LLM's training outcomes (reported as ROUTER+all).")
+@click.option("--debias", "debias_clip", type=float, default=None, metavar="CLIP",
+              help="Also fit each learned router with inverse-propensity weights clipped at CLIP (ROUTER+ips) "
+                   "and rebalanced on validation prompts (ROUTER+rebal).")
 @click.option("--no-tune", is_flag=True, help="Use default hyperparameters instead of choosing them on validation prompts.")
 @click.option("--detail", is_flag=True, help="Show one line per candidate group as well.")
 @click.option("--json", "json_out", default=None, help="Write one JSON row per (seed, pool, router) here.")
-def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, seeds, reference, side_info, no_tune, detail,
-                 json_out):
+def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, seeds, reference, side_info, debias_clip,
+                 no_tune, detail, json_out):
     """Run the RouterEval protocol: μ_o, V_R, V_B, E_p per router and pool size."""
     _output_target(json_out, ".json")
+    if debias_clip is not None and not debias_clip >= 1:
+        raise RecrouteError(f"--debias {debias_clip}: the clip must be at least 1.")
     routers = _csv_list(routers)
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
     if reference is not None:
@@ -157,7 +162,8 @@ def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, seeds, re
     data = _with_embeddings(data, routers)
     rows = protocol.evaluate(
         data, routers, pool_sizes=_csv_list(pool_sizes, int), groups=_csv_list(groups),
-        seeds=range(seeds), reference=reference, side_info=side_info, tune=not no_tune, progress=_progress,
+        seeds=range(seeds), reference=reference, side_info=side_info, debias_clip=debias_clip, tune=not no_tune,
+        progress=_progress,
     )
     by = ("router", "m", "group") if detail else ("router", "m")
     order = list(dict.fromkeys(r["router"] for r in rows))
@@ -208,13 +214,19 @@ def scaling(data_name, allow_pickle, out, pools, seed):
 @click.option("--weak", default=None, help="The weak LLM (default: worst on training prompts).")
 @click.option("--groups", "prompt_groups", default=None,
               help="Only prompts whose group starts with one of these comma-separated prefixes (e.g. gsm8k).")
+@click.option("--tolerance", default=0.0, show_default=True,
+              help="Hybrid LLM's relaxation t: the weak LLM is good enough when it scores at least strong - t.")
+@click.option("--strong-fraction", default=0.3, show_default=True,
+              help="Calibrate each router's threshold on validation prompts to send this share to the strong LLM.")
 @click.option("--seeds", default=3, show_default=True)
 @click.option("--out", default=None, help="PNG of quality against strong-call fraction.")
 @click.option("--json", "json_out", default=None)
-def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, seeds, out, json_out):
-    """Strong/weak routing as RouteLLM measures it: APGR and CPT per router."""
+def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, tolerance, strong_fraction, seeds, out,
+         json_out):
+    """Strong/weak routing as RouteLLM and Hybrid LLM do it: P(weak is good enough), APGR, CPT."""
     _output_target(out, ".png")
     _output_target(json_out, ".json")
+    protocol.check_pair_options(tolerance, strong_fraction)
     routers = _csv_list(routers)
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
     for name in (strong, weak):
@@ -231,14 +243,17 @@ def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, seeds, o
         data = data.subset(prompts=keep)
     data = _with_embeddings(data, routers)
     rows, result = protocol.evaluate_pair(data, routers, strong=strong, weak=weak, seeds=range(seeds),
-                                          progress=_progress)
+                                          tolerance=tolerance, strong_fraction=strong_fraction, progress=_progress)
     click.echo(f"strong {result['pair'][0]} μ={result['strong']:.3f}, weak {result['pair'][1]} "
                f"μ={result['weak']:.3f}, means over {seeds} seeds")
     table = []
     for name in routers:
         mine = [r for r in rows if r["router"] == name]
-        table.append([name] + [float(np.nanmean([r[k] for r in mine])) for k in ("apgr", "cpt20", "cpt50", "cpt80")])
-    click.echo(format_table(["router", "APGR", "CPT(20%)", "CPT(50%)", "CPT(80%)"], table))
+        table.append([name] + [float(np.nanmean([r[k] for r in mine]))
+                               for k in ("apgr", "cpt20", "cpt50", "cpt80", "strong_share", "pgr_at")])
+    at = f"{strong_fraction:.0%}"
+    click.echo(format_table(["router", "APGR", "CPT(20%)", "CPT(50%)", "CPT(80%)", f"strong share @{at}",
+                             f"PGR @{at}"], table))
     if out:
         from .plots import plot_strong_calls
 
@@ -247,6 +262,57 @@ def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, seeds, o
                           out)
         click.echo(f"wrote {out}", err=True)
     _write_json(rows, json_out)
+
+
+@main.command()
+@data_option
+@pickle_option
+@click.option("--routers", default="bsm,knn,linear,mlp,bilinear", show_default=True)
+@click.option("--models", default=None, help="Comma-separated LLMs to route among (default: all).")
+@click.option("--output-tokens", default=256, show_default=True,
+              help="Assumed answer length when costs come from per-token prices.")
+@click.option("--seeds", default=3, show_default=True)
+@click.option("--out", required=True, help="PNG of mean score against mean cost per query.")
+@click.option("--json", "json_out", default=None, help="Write one JSON row per (seed, router), with its curve, here.")
+def pareto(data_name, allow_pickle, routers, models, output_tokens, seeds, out, json_out):
+    """Quality against cost as the cost weight λ sweeps: AIQ per router (and APGR/CPT for two LLMs)."""
+    _output_target(out, ".png")
+    _output_target(json_out, ".json")
+    routers = _csv_list(routers)
+    data = bundled.resolve(data_name, allow_pickle=allow_pickle)
+    if data.cost is None and data.price is None:
+        raise RecrouteError(f"{data.source}: has neither per-query costs nor per-LLM prices; nothing to trade off.")
+    models = _csv_list(models) if models else None
+    if models:
+        data.model_index(models)
+    data = _with_embeddings(data, routers)
+    result = protocol.cost_quality(data, routers, seeds=range(seeds), models=models, output_tokens=output_tokens,
+                                   progress=_progress)
+    rows = result["rows"]
+    two = "apgr" in rows[-1]
+    headers = ["router", "AIQ"] + (["APGR", "CPT(50%)", "CPT(80%)"] if two else []) + ["best score", "its cost"]
+    table = []
+    for name in dict.fromkeys(r["router"] for r in rows):
+        mine = [r for r in rows if r["router"] == name]
+        best = [int(np.argmax(r["quality"])) for r in mine]
+        line = [name, _pm_values([r["aiq"] for r in mine])]
+        if two:
+            line += [float(np.nanmean([r[k] for r in mine])) for k in ("apgr", "cpt50", "cpt80")]
+        line += [np.mean([r["quality"][i] for r, i in zip(mine, best)]),
+                 f"${np.mean([r['cost'][i] for r, i in zip(mine, best)]):.2e}"]
+        table.append(line)
+    click.echo(f"{data.source}: {len(result['models'])} LLMs, means over {seeds} seeds; AIQ over the single LLMs' "
+               f"cost range ${result['single_cost'].min():.2e}..${result['single_cost'].max():.2e}")
+    click.echo(format_table(headers, table))
+    from .plots import plot_cost_quality
+
+    plot_cost_quality(result, f"{Path(data.source).stem}: quality vs cost", out)
+    click.echo(f"wrote {out}", err=True)
+    _write_json(rows, json_out)
+
+
+def _pm_values(values) -> str:
+    return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
 
 
 def _params(pairs: tuple[str, ...]) -> dict:
@@ -289,6 +355,7 @@ def _check_param_types(router, params: dict) -> None:
 @click.option("--out", required=True, help="Folder to write the fitted router to.")
 def fit(data_name, allow_pickle, router_name, param_pairs, out):
     """Fit a router on every prompt of a dataset and save it as a folder."""
+    from .cost import CostModel
     from .embed import DEFAULT_MODEL
     from .routers import make_router
     from .store import save_router
@@ -304,9 +371,13 @@ def fit(data_name, allow_pickle, router_name, param_pairs, out):
         click.echo(f"chose {chosen} on {split.val.n_prompts} validation prompts", err=True)
         factory = lambda: make_router(router_name, **chosen)  # noqa: E731
     router = factory().fit(data)
+    has_costs = data.cost is not None or (data.price is not None and data.prompts is not None)
+    cost_model = CostModel().fit(data) if has_costs else None
     folder = save_router(router, out, embedding_model=DEFAULT_MODEL, data_source=data.source,
-                         embedding_dim=None if data.embeddings is None else data.embeddings.shape[1])
-    click.echo(f"fitted {router_name} on {data.n_prompts} prompts × {data.n_models} LLMs -> {folder}")
+                         embedding_dim=None if data.embeddings is None else data.embeddings.shape[1],
+                         cost_model=cost_model)
+    click.echo(f"fitted {router_name} on {data.n_prompts} prompts × {data.n_models} LLMs"
+               f"{' with a cost model' if cost_model else ''} -> {folder}")
 
 
 @main.command()
@@ -315,7 +386,10 @@ def fit(data_name, allow_pickle, router_name, param_pairs, out):
 @click.option("--input", "input_path", default=None, help="A .txt file (one prompt a line) or .jsonl ({\"prompt\": ...}).")
 @click.option("--pool", default=None, help="Comma-separated LLMs to choose among (default: all the router knows).")
 @click.option("--top-k", default=3, show_default=True, help="How many LLMs to list per prompt.")
-def route(folder, prompts, input_path, pool, top_k):
+@click.option("--cost-weight", type=float, default=None, metavar="LAMBDA",
+              help="Rank by score - LAMBDA x predicted dollars per query (needs a router fitted with costs).")
+@click.option("--budget", type=float, default=None, help="Only LLMs predicted to cost at most this many dollars a query.")
+def route(folder, prompts, input_path, pool, top_k, cost_weight, budget):
     """Rank LLMs for prompts with a saved router; one JSON line per prompt."""
     from .serve import load_router
 
@@ -324,11 +398,14 @@ def route(folder, prompts, input_path, pool, top_k):
         raise RecrouteError("give prompts as arguments or with --input FILE.")
     if top_k < 1:
         raise RecrouteError(f"--top-k must be at least 1, got {top_k}.")
+    for flag, value in (("--cost-weight", cost_weight), ("--budget", budget)):
+        if value is not None and not (np.isfinite(value) and value >= 0):
+            raise RecrouteError(f"{flag} must be a non-negative number, got {value}.")
     served = load_router(folder)
     pool = _csv_list(pool) if pool else None
     if pool:
         served.router.columns(pool)  # unknown LLM names fail before encoding
-    for text, ranking in zip(texts, served.rank(texts, pool=pool, k=top_k)):
+    for text, ranking in zip(texts, served.rank(texts, pool=pool, k=top_k, cost_weight=cost_weight, budget=budget)):
         click.echo(json.dumps({"prompt": text, "ranking": ranking}, ensure_ascii=False))
 
 

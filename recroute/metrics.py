@@ -311,26 +311,24 @@ def accuracy(labels, predictions, threshold: float = 0.5) -> float:
 # cost metrics (RouterBench)
 # --------------------------------------------------------------------------
 
-def aiq(costs, qualities) -> float:
-    """AIQ (Average Improvement in Quality) of a router's cost/quality sweep.
+def quality_hull(costs, qualities) -> tuple[np.ndarray, np.ndarray]:
+    """The non-decreasing convex hull of quality-vs-cost points, as its corner points.
 
-    Takes the non-decreasing convex hull of the quality-vs-cost points (quality
-    made non-decreasing in cost, then its upper concave envelope: everything
-    reachable by spending less or mixing two operating points), and returns its
-    average height over [min cost, max cost]. A single cost level returns the
-    best quality at that cost.
+    Quality is first made non-decreasing in cost (spending more may buy the
+    cheaper choice), then replaced by its upper concave envelope (mixing two
+    operating points at random reaches every point of the chord between
+    them). Returns the corners' costs and qualities, cheapest first.
     """
     c = _array(costs, "costs", 1)
     q = _array(qualities, "qualities", 1)
     _same_shape(c, q, "costs", "qualities")
+    if c.size == 0:
+        raise RecrouteError("no cost/quality points")
     order = np.lexsort((q, c))                         # by cost, then quality
     c, q = c[order], np.maximum.accumulate(q[order])   # best quality at cost <= c
     last = np.r_[c[1:] != c[:-1], True]                # one point per cost: the best
-    c, q = c[last], q[last]
-    if c.size == 1:
-        return float(q[0])
     hull: list[tuple[float, float]] = []               # upper hull, monotone chain
-    for point in zip(c, q):
+    for point in zip(c[last], q[last]):
         while len(hull) >= 2:
             (ox, oy), (ax, ay) = hull[-2], hull[-1]
             if (ax - ox) * (point[1] - oy) - (ay - oy) * (point[0] - ox) >= 0:
@@ -339,4 +337,22 @@ def aiq(costs, qualities) -> float:
                 break
         hull.append(point)
     hx, hy = np.array(hull).T
-    return float(_trapezoid(hy, hx) / (c[-1] - c[0]))
+    return hx, hy
+
+
+def aiq(costs, qualities, cost_range: tuple[float, float] | None = None) -> float:
+    """AIQ (Average Improvement in Quality) of a router's cost/quality sweep.
+
+    The average height of :func:`quality_hull` over [min cost, max cost]; or
+    over ``cost_range``, the same for every router compared (RouterBench uses
+    the cheapest and dearest single LLM), with the hull held flat beyond its
+    end points. A single cost level returns the best quality at that cost.
+    """
+    hx, hy = quality_hull(costs, qualities)
+    if cost_range is None:
+        return float(hy[0]) if hx.size == 1 else float(_trapezoid(hy, hx) / (hx[-1] - hx[0]))
+    lo, hi = map(float, cost_range)
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        raise RecrouteError(f"cost_range must be two finite costs, low < high, got {cost_range}")
+    xs = np.unique(np.r_[lo, hi, hx[(hx > lo) & (hx < hi)]])
+    return float(_trapezoid(np.interp(xs, hx, hy), xs) / (hi - lo))

@@ -51,3 +51,24 @@ def plot_strong_calls(curves: dict, weak_quality: float, strong_quality: float, 
     ax.axhline(strong_quality, color="k", ls="--", lw=1, label=f"strong: {labels[0]}")
     ax.axhline(weak_quality, color="grey", ls=":", lw=1, label=f"weak: {labels[1]}")
     return _save(fig, ax, "calls to the strong LLM (%)", "mean score", title, out)
+
+
+def plot_cost_quality(result: dict, title: str, out) -> Path:
+    """Mean quality against mean cost per query: each router's λ sweep (the non-decreasing hull, averaged
+    over seeds on a common cost grid), the oracle frontier, and every single LLM as a labelled point."""
+    from .metrics import quality_hull
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    rows = result["rows"]
+    every = np.concatenate([r["cost"] for r in rows] + [result["single_cost"]])
+    grid = np.geomspace(max(every[every > 0].min(), 1e-12), every.max(), 200)
+    for name in dict.fromkeys(r["router"] for r in rows):
+        hulls = [np.interp(grid, *quality_hull(r["cost"], r["quality"])) for r in rows if r["router"] == name]
+        style = {"color": "k", "ls": "--"} if name == "oracle" else {}
+        ax.plot(grid, np.mean(hulls, axis=0), label=name, **style)
+    ax.scatter(result["single_cost"], result["single_quality"], color="grey", s=14, zorder=3, label="single LLMs")
+    for name, x, y in zip(result["models"], result["single_cost"], result["single_quality"]):
+        ax.annotate(str(name).split("/")[-1], (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    return _save(fig, ax, "mean cost per query ($, log scale)", "mean score", title, out)

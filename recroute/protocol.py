@@ -69,6 +69,7 @@ def evaluate(
     seeds: Iterable[int] = (0, 1, 2),
     reference: str | float | None = None,
     side_info: bool = False,
+    debias_clip: float | None = None,
     tune: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[dict]:
@@ -83,7 +84,11 @@ def evaluate(
     Learned routers are fitted on the training outcomes of the pool's LLMs
     (the strict protocol); with ``side_info`` each is also fitted on every
     LLM's training outcomes while still routing within the pool (RouterEval
-    §4.3 allows such extra data), reported as ``<router>+all``. With ``tune``,
+    §4.3 allows such extra data), reported as ``<router>+all``. With
+    ``debias_clip`` each learned router is also fitted with inverse-propensity
+    weights clipped there (``<router>+ips``) and, separately, rebalanced after
+    fitting on the validation prompts (``<router>+rebal``); see
+    :mod:`recroute.routers.debias`. With ``tune``,
     a router's ``param_grid`` settings are each fitted and the one with the
     best μ on the validation prompts is kept: the test prompts never choose.
     """
@@ -92,10 +97,15 @@ def evaluate(
         if factory().needs_embeddings and data.embeddings is None:
             raise RecrouteError(f"{data.source}: router {name!r} needs prompt embeddings; none were given.")
     seeds = _seed_list(seeds)
-    variants = [(name, factory, "pool") for name, factory in factories.items()]
+    variants = [(name, factory, "pool", False) for name, factory in factories.items()]
     if side_info:
-        variants += [(f"{name}+all", factory, "all") for name, factory in factories.items()
+        variants += [(f"{name}+all", factory, "all", False) for name, factory in factories.items()
                      if factory().needs_embeddings]
+    if debias_clip is not None:
+        learned = {name: factory for name, factory in factories.items() if "debias_clip" in factory().get_params()}
+        variants += [(f"{name}+ips", _with_params(factory, debias_clip=debias_clip), "pool", False)
+                     for name, factory in learned.items()]
+        variants += [(f"{name}+rebal", factory, "pool", True) for name, factory in learned.items()]
     plan = [(seed, pool) for seed in seeds
             for pool in candidate_pools(np.arange(data.n_models), pool_sizes, groups)]
     total, done, rows = len(plan) * len(variants), 0, []
@@ -111,9 +121,11 @@ def evaluate(
             queries = Queries.of(test)
             ref_score = float(reference) if _is_number(reference) else \
                 float(np.nanmean(split.test.scores[judged, ref_column]))
-            for router_name, factory, train_on in variants:
+            for router_name, factory, train_on, rebalance in variants:
                 router = fit_tuned(factory, split.train if train_on == "all" else train, split.val, names,
                                    seed=seed, tune=tune)
+                if rebalance:
+                    router.rebalance(split.val, names)
                 scores = router.score(queries, names)
                 choice = np.argmax(scores, axis=1)
                 mu = metrics.mu(test.scores, choice)
@@ -162,6 +174,16 @@ def _factory(spec: str) -> Callable[[], Router]:
     return lambda: make_router(spec)
 
 
+def _with_params(factory: Callable[[], Router], **params) -> Callable[[], Router]:
+    return lambda: _set_params(factory(), params)
+
+
+def _set_params(router: Router, params: dict) -> Router:
+    for name, value in params.items():
+        setattr(router, name, value)
+    return router
+
+
 def fit_tuned(factory: Callable[[], Router], train: RoutingData, val: RoutingData, models: Sequence[str],
               seed: int = 0, tune: bool = True, objective: Callable[[np.ndarray, np.ndarray], float] | None = None
               ) -> Router:
@@ -179,20 +201,22 @@ def fit_tuned(factory: Callable[[], Router], train: RoutingData, val: RoutingDat
     objective = objective or (lambda scores, truth: metrics.mu(truth, np.argmax(scores, axis=1)))
     best, best_value = None, -np.inf
     for values in itertools.product(*grid.values()):
-        router = _seeded(factory(), seed)
-        for name, value in zip(grid, values):
-            setattr(router, name, value)
+        router = _set_params(_seeded(factory(), seed), dict(zip(grid, values)))
         value = objective(router.fit(train).score(Queries.of(val), models), val.scores)
         if value > best_value:
             best, best_value = router, value
     return best
 
 
-def _pair_apgr(scores: np.ndarray, truth: np.ndarray) -> float:
-    """APGR of a strong/weak router (column 0 strong, 1 weak): the pair protocol's own objective."""
-    fractions, quality = metrics.strong_call_curve(scores[:, 0] - scores[:, 1], truth[:, 0], truth[:, 1])
+def _pair_apgr(truth: np.ndarray) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The pair protocol's tuning objective: APGR on prompts whose (strong, weak) outcomes are ``truth``,
+    read from scores over :data:`PAIR_LABELS`."""
     weak, strong = truth[:, 1].mean(), truth[:, 0].mean()
-    return metrics.apgr(fractions, quality, weak, strong) if strong != weak else 0.0
+
+    def objective(scores: np.ndarray, _labels: np.ndarray) -> float:
+        fractions, quality = metrics.strong_call_curve(scores[:, 1] - scores[:, 0], truth[:, 0], truth[:, 1])
+        return metrics.apgr(fractions, quality, weak, strong) if strong != weak else 0.0
+    return objective
 
 
 def _judged(data: RoutingData, columns: np.ndarray) -> np.ndarray:
@@ -254,21 +278,68 @@ def scaling_curve(data: RoutingData, ps: Sequence[float] = (0.0, 0.3, 0.5, 0.7, 
 
 
 CALL_GRID = np.linspace(0.0, 1.0, 101)
+PAIR_LABELS = ("weak_ok", "strong_needed")
+
+
+def check_pair_options(tolerance: float = 0.0, strong_fraction: float = 0.3) -> None:
+    """Refuse a negative tolerance or a strong fraction outside [0, 1] before any work."""
+    if not (np.isfinite(tolerance) and tolerance >= 0):
+        raise RecrouteError(f"the tolerance must be a non-negative number, got {tolerance}.")
+    if not 0 <= strong_fraction <= 1:
+        raise RecrouteError(f"the strong fraction must be between 0 and 1, got {strong_fraction}.")
+
+
+def pair_labels(data: RoutingData, strong: str, weak: str, tolerance: float = 0.0) -> RoutingData:
+    """Hybrid LLM's routing target for a strong/weak pair, as a two-column outcome matrix.
+
+    ``weak_ok`` is 1 where the weak LLM scores within ``tolerance`` of the
+    strong one (weak >= strong - t; t = 0 is RouteLLM's "weak wins or ties"),
+    and ``strong_needed`` is its complement. Any router fitted on these two
+    columns scores P(weak is good enough) and its opposite, so ranking
+    routers (BPR, WARP) get a positive on every prompt.
+    """
+    check_pair_options(tolerance=tolerance)
+    s, w = (data.scores[:, data.model_index([name])[0]] for name in (strong, weak))
+    ok = (w >= s - tolerance).astype(np.float32)
+    ok[np.isnan(s) | np.isnan(w)] = np.nan
+    return replace(data, scores=np.stack([ok, 1 - ok], axis=1), models=np.array(PAIR_LABELS), cost=None,
+                   price=None)
+
+
+def strong_benefit(router: Router, queries: Queries) -> np.ndarray:
+    """A pair router's reason to call the strong LLM: score(strong_needed) - score(weak_ok)."""
+    scores = router.score(queries, list(PAIR_LABELS))
+    return scores[:, 1] - scores[:, 0]
+
+
+def strong_threshold(benefit: np.ndarray, strong_fraction: float) -> float:
+    """The benefit above which a prompt goes to the strong LLM, chosen so that the share of
+    these prompts sent there is as close as ties allow to ``strong_fraction``."""
+    check_pair_options(strong_fraction=strong_fraction)
+    benefit = np.asarray(benefit, dtype=np.float64)
+    candidates = np.r_[-np.inf, np.unique(benefit)]  # "> the largest value" sends nothing
+    shares = np.array([(benefit > t).mean() for t in candidates]) if benefit.size else np.zeros(1)
+    return float(candidates[np.argmin(np.abs(shares - strong_fraction))])
 
 
 def evaluate_pair(data: RoutingData, routers: Sequence[str] | dict[str, Callable[[], Router]],
                   strong: str | None = None, weak: str | None = None, seeds: Iterable[int] = (0, 1, 2),
+                  tolerance: float = 0.0, strong_fraction: float = 0.3,
                   progress: Callable[[int, int, str], None] | None = None) -> tuple[list[dict], dict]:
     """RouteLLM's strong/weak evaluation: APGR and CPT(20/50/80%) per router and seed.
 
-    Routers are fitted as in :func:`evaluate`, tuned for APGR on the validation prompts;
-    each router's reason to call the strong LLM is its score for the strong
-    LLM minus its score for the weak one. Returns the rows and, per router,
-    the quality curve on a 0..1 strong-call grid averaged over seeds (plus
-    'weak' and 'strong' reference levels).
+    Each router is fitted on :func:`pair_labels` (tolerance ``tolerance``) of
+    the training prompts, tuned for APGR on the validation prompts, and
+    ranks test prompts by :func:`strong_benefit`. A threshold calibrated on
+    the validation prompts to send ``strong_fraction`` of them to the strong
+    LLM is then applied to the test prompts: the rows report the share that
+    went there (``strong_share``) and the PGR it bought (``pgr_at``).
+    Returns the rows and, per router, the quality curve on a 0..1
+    strong-call grid averaged over seeds (plus 'weak' and 'strong' levels).
     """
     factories = routers if isinstance(routers, dict) else {name: _factory(name) for name in routers}
     seeds = _seed_list(seeds)
+    check_pair_options(tolerance, strong_fraction)
     rows, curves, levels = [], {name: [] for name in factories}, []
     total, done = len(seeds) * len(factories), 0
     for seed in seeds:
@@ -277,19 +348,25 @@ def evaluate_pair(data: RoutingData, routers: Sequence[str] | dict[str, Callable
         pair = [strong or split.train.models[order[0]], weak or split.train.models[order[-1]]]
         if pair[0] == pair[1]:
             raise RecrouteError(f"{data.source}: the strong and the weak LLM must differ (both {pair[0]!r}).")
-        train = split.train.subset(models=pair)
-        test = split.test.subset(prompts=_judged(split.test, split.test.model_index(pair)), models=pair)
-        strong_q, weak_q = (float(test.scores[:, j].mean()) for j in (0, 1))
+        train, val, test = (pair_labels(part.subset(prompts=_judged(part, part.model_index(pair))), *pair, tolerance)
+                            for part in (split.train, split.val, split.test))
+        truth = split.test.subset(prompts=_judged(split.test, split.test.model_index(pair)), models=pair).scores
+        strong_q, weak_q = (float(truth[:, j].mean()) for j in (0, 1))
         levels.append((strong_q, weak_q))
+        val_truth = split.val.subset(prompts=_judged(split.val, split.val.model_index(pair)), models=pair).scores
         for name, factory in factories.items():
-            router = fit_tuned(factory, train, split.val, pair, seed=seed, objective=_pair_apgr)
-            scores = router.score(Queries.of(test), pair)
-            fractions, quality = metrics.strong_call_curve(scores[:, 0] - scores[:, 1], test.scores[:, 0],
-                                                           test.scores[:, 1])
+            router = fit_tuned(factory, train, val, list(PAIR_LABELS), seed=seed,
+                               objective=_pair_apgr(val_truth))
+            threshold = strong_threshold(strong_benefit(router, Queries.of(val)), strong_fraction)
+            benefit = strong_benefit(router, Queries.of(test))
+            fractions, quality = metrics.strong_call_curve(benefit, truth[:, 0], truth[:, 1])
             curves[name].append(np.interp(CALL_GRID, fractions, quality))
+            calls = benefit > threshold
             row = {"dataset": data.source, "router": name, "seed": seed, "strong": pair[0], "weak": pair[1],
-                   "strong_mu": strong_q, "weak_mu": weak_q,
-                   "apgr": metrics.apgr(fractions, quality, weak_q, strong_q), "n_test": test.n_prompts}
+                   "strong_mu": strong_q, "weak_mu": weak_q, "tolerance": tolerance,
+                   "apgr": metrics.apgr(fractions, quality, weak_q, strong_q), "n_test": test.n_prompts,
+                   "strong_fraction": strong_fraction, "strong_share": float(calls.mean()),
+                   "pgr_at": metrics.pgr(np.where(calls, truth[:, 0], truth[:, 1]).mean(), weak_q, strong_q)}
             for x in (20, 50, 80):
                 row[f"cpt{x}"] = metrics.cpt(fractions, quality, weak_q, strong_q, x)
             rows.append(row)
@@ -299,3 +376,82 @@ def evaluate_pair(data: RoutingData, routers: Sequence[str] | dict[str, Callable
     mean_curves = {name: (CALL_GRID, np.mean(c, axis=0)) for name, c in curves.items()}
     strong_q, weak_q = np.mean(levels, axis=0)
     return rows, {"curves": mean_curves, "strong": float(strong_q), "weak": float(weak_q), "pair": pair}
+
+
+def cost_weights(scores: np.ndarray, costs: np.ndarray, n: int = 40) -> np.ndarray:
+    """λ values that trace a router's whole quality-vs-cost curve, 0 first.
+
+    The choice for a prompt changes where λ equals (s_i - s_j)/(c_i - c_j) for
+    a better-scored, dearer LLM i and a cheaper j; the grid takes quantiles of
+    these break-even points (so each step moves about as many prompts) and
+    ends beyond the largest, where every prompt goes to its cheapest LLM.
+    """
+    ds = scores[:, :, None] - scores[:, None, :]
+    dc = costs[:, :, None] - costs[:, None, :]
+    ratios = (ds / np.where(dc > 0, dc, np.inf))[(ds > 0) & (dc > 0)]
+    if ratios.size == 0:
+        return np.zeros(1)
+    inner = np.quantile(ratios, np.linspace(0, 1, n)[1:-1])
+    return np.unique(np.r_[0.0, inner, 2 * ratios.max()])
+
+
+def cost_quality(data: RoutingData, routers: Sequence[str] | dict[str, Callable[[], Router]],
+                 seeds: Iterable[int] = (0, 1, 2), models: Sequence[str] | None = None, output_tokens: int = 256,
+                 n_weights: int = 40, progress: Callable[[int, int, str], None] | None = None) -> dict:
+    """Quality against cost per query as the cost weight λ sweeps, per router and seed.
+
+    For each seed's split, each router is fitted (and tuned) on the training
+    prompts over ``models`` (default all), a :class:`~recroute.cost.CostModel`
+    learns what a query costs on each LLM, and test prompts go to
+    argmax(score − λ·predicted cost) for every λ of :func:`cost_weights`. A
+    choice is judged by its true score and its realised cost (the recorded
+    cost, or the price-based estimate where the data has only prices). Each
+    row carries the curve and its AIQ over the cost range of the single LLMs;
+    for two LLMs also APGR and CPT(50%/80%), with the dearer LLM as the strong
+    one. Also returns every single LLM's point and the oracle's frontier (the
+    oracle knows true scores and costs), averaged over seeds.
+    """
+    from .cost import CostModel, choose, realised_cost
+
+    factories = routers if isinstance(routers, dict) else {name: _factory(name) for name in routers}
+    seeds = _seed_list(seeds)
+    names = list(data.models) if models is None else list(models)
+    columns = data.model_index(names)
+    if data.cost is None and data.price is None:
+        raise RecrouteError(f"{data.source}: has neither per-query costs nor per-LLM prices; nothing to trade off.")
+    rows, singles, total, done = [], [], len(seeds) * len(factories), 0
+    for seed in seeds:
+        split = data.split((0.8, 0.1, 0.1), seed=seed)
+        train = split.train.subset(models=columns)
+        test = split.test.subset(prompts=_judged(split.test, columns), models=columns)
+        truth, spent = test.scores.astype(np.float64), realised_cost(test, output_tokens)
+        predicted = CostModel(output_tokens).fit(train).predict(test.prompts) if test.prompts is not None else \
+            np.broadcast_to(np.nanmean(realised_cost(train, output_tokens), axis=0), truth.shape)
+        single_cost, single_quality = spent.mean(axis=0), truth.mean(axis=0)
+        singles.append((single_cost, single_quality))
+        cost_range = (float(single_cost.min()), float(single_cost.max()))
+        curves = {"oracle": (truth, spent, spent)}
+        for name, factory in factories.items():
+            router = fit_tuned(factory, train, split.val, names, seed=seed)
+            curves[name] = (router.score(Queries.of(test), names).astype(np.float64), predicted, spent)
+            done += 1
+            if progress:
+                progress(done, total, f"seed {seed}, {name}")
+        dearer = int(np.argmax(single_cost))
+        for name, (scores, believed, paid) in curves.items():
+            picks = [choose(scores, believed, w) for w in cost_weights(scores, believed, n_weights)]
+            cost = np.array([np.take_along_axis(paid, c[:, None], 1).mean() for c in picks])
+            quality = np.array([np.take_along_axis(truth, c[:, None], 1).mean() for c in picks])
+            row = {"dataset": data.source, "router": name, "seed": seed, "cost": cost.tolist(),
+                   "quality": quality.tolist(), "aiq": metrics.aiq(cost, quality, cost_range)
+                   if cost_range[1] > cost_range[0] else float(quality.max()), "n_test": test.n_prompts}
+            if len(names) == 2 and single_quality[dearer] != single_quality[1 - dearer]:
+                fractions, curve = metrics.strong_call_curve(scores[:, dearer] - scores[:, 1 - dearer],
+                                                             truth[:, dearer], truth[:, 1 - dearer])
+                weak_q, strong_q = single_quality[1 - dearer], single_quality[dearer]
+                row["apgr"] = metrics.apgr(fractions, curve, weak_q, strong_q)
+                for x in (50, 80):
+                    row[f"cpt{x}"] = metrics.cpt(fractions, curve, weak_q, strong_q, x)
+            rows.append(row)
+    cost, quality = np.mean(singles, axis=0)
+    return {"rows": rows, "models": names, "single_cost": cost, "single_quality": quality}

@@ -2,32 +2,52 @@
 
     router = recroute.load_router("routers/als")
     router.rank(["Prove that sqrt(2) is irrational."], pool=["gpt-4-1106-preview", "claude-v2"], k=2)
+    router.rank(["What is 2 + 2?"], cost_weight=100)   # pay $0.01 only for 1 point of quality
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
+from .cost import CostModel
 from .embed import Encoder
 from .errors import RecrouteError
 from .routers import Queries, Router
+from .store import load_cost_model
 from .store import load_router as _load
 
 
 class ServedRouter:
     """A fitted router with the text encoder it was fitted with."""
 
-    def __init__(self, router: Router, encoder: Encoder, manifest: dict | None = None):
+    def __init__(self, router: Router, encoder: Encoder, manifest: dict | None = None,
+                 cost_model: CostModel | None = None, source: str = "this router"):
         self.router = router
+        self.source = source
         self.encoder = encoder
         self.manifest = manifest or {}
+        self.cost_model = cost_model
 
     @property
     def models(self) -> list[str]:
         return [str(m) for m in self.router.models_]
 
-    def rank(self, texts: Sequence[str], pool: Sequence[str] | None = None, k: int | None = 3) -> list[list[dict]]:
-        """For each prompt, the top-``k`` LLMs of ``pool`` (default: all) as ``{"llm", "score"}``, best first."""
+    def rank(self, texts: Sequence[str], pool: Sequence[str] | None = None, k: int | None = 3,
+             cost_weight: float | None = None, budget: float | None = None) -> list[list[dict]]:
+        """For each prompt, the top-``k`` LLMs of ``pool`` (default: all) as ``{"llm", "score"}``, best first.
+
+        With ``cost_weight`` λ the LLMs are ranked by score − λ·predicted cost; with ``budget``
+        (dollars per query) only LLMs predicted to fit it are listed (the cheapest alone if none
+        does). Both need a router fitted on data with costs or prices, and add ``"cost"`` to each entry.
+        """
+        if (cost_weight is not None or budget is not None) and self.cost_model is None:
+            raise RecrouteError(f"{self.source}: was fitted without costs or prices, so it cannot route by cost; "
+                                "fit it on data that has them (routerbench, llmrouter).")
+        names = self.models if pool is None else list(pool)
+        if pool is not None:
+            self.router.columns(names)  # unknown names fail before any encoding, with the router's message
         queries = Queries(embeddings=self.encoder.encode(list(texts)))
         fitted_dim = self.manifest.get("embedding_dim")
         if fitted_dim is not None and queries.embeddings.shape[1] != fitted_dim:
@@ -36,13 +56,24 @@ class ServedRouter:
                 f"{self.encoder.model} gives {queries.embeddings.shape[1]}; fit it on prompt texts "
                 f"(recroute encodes them) or on embeddings of {self.encoder.model}."
             )
-        names = self.models if pool is None else list(pool)
-        positions, scores = self.router.rank(queries, pool, k)
-        return [[{"llm": names[j], "score": float(s)} for j, s in zip(row, row_scores)]
-                for row, row_scores in zip(positions, scores)]
+        if cost_weight is None and budget is None:
+            positions, scores = self.router.rank(queries, pool, k)
+            return [[{"llm": names[j], "score": float(s)} for j, s in zip(row, row_scores)]
+                    for row, row_scores in zip(positions, scores)]
+        scores = self.router.score(queries, names)
+        costs = self.cost_model.predict(list(texts), names)
+        utility = scores - (cost_weight or 0.0) * costs
+        if budget is not None:
+            utility = np.where(costs <= budget, utility, -np.inf)
+            alone = ~np.isfinite(utility).any(axis=1)  # nothing fits: the cheapest LLM alone
+            utility[alone, np.argmin(costs[alone], axis=1)] = 0.0
+        order = np.argsort(-utility, axis=1, kind="stable")[:, :k]
+        return [[{"llm": names[j], "score": float(scores[i, j]), "cost": float(costs[i, j])}
+                 for j in row if np.isfinite(utility[i, j])] for i, row in enumerate(order)]
 
 
 def load_router(folder: str | Path, cache_dir: str | Path | None = None) -> ServedRouter:
     """Load a router folder written by ``recroute fit`` (or :func:`recroute.store.save_router`)."""
     router, manifest = _load(folder)
-    return ServedRouter(router, Encoder(model=manifest["embedding_model"], cache_dir=cache_dir), manifest)
+    return ServedRouter(router, Encoder(model=manifest["embedding_model"], cache_dir=cache_dir), manifest,
+                        load_cost_model(folder), source=str(folder))

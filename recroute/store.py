@@ -4,6 +4,7 @@
                         its LLMs, the embedding model, where it was fitted
     DIR/arrays.npz      the learned arrays (factors, weights, the FAISS index
                         serialised as bytes), read with allow_pickle=False
+    DIR/cost.npz        optional: the per-LLM cost model for cost-aware routing
 
 A folder is written next to its destination and renamed into place, so a
 failure leaves any previous router there intact.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cost import CostModel
 from .errors import RecrouteError
 from .routers import ROUTERS, Router
 
@@ -27,14 +29,16 @@ FORMAT = "recroute-router"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
+COST = "cost.npz"
 
 
 def save_router(router: Router, folder, *, embedding_model: str, data_source: str = "",
-                embedding_dim: int | None = None) -> Path:
+                embedding_dim: int | None = None, cost_model: CostModel | None = None) -> Path:
     """Write a fitted router to ``folder`` (replacing a router folder already there).
 
     ``embedding_dim``, the width of the prompt embeddings it was fitted on, lets a served router refuse
-    prompts encoded by a model of another width with a clear error.
+    prompts encoded by a model of another width with a clear error. A fitted ``cost_model`` is saved
+    beside the router for cost-aware routing.
     """
     folder = Path(folder)
     if not router.servable:
@@ -50,6 +54,7 @@ def save_router(router: Router, folder, *, embedding_model: str, data_source: st
         "format": FORMAT, "format_version": FORMAT_VERSION, "router": name, "params": router.get_params(),
         "models": [str(m) for m in router.models_], "embedding_model": embedding_model, "data": data_source,
         **({} if embedding_dim is None else {"embedding_dim": int(embedding_dim)}),
+        **({} if cost_model is None else {"cost": cost_model.get_params()}),
         "versions": {pkg: _version(pkg) for pkg in ("recroute", "numpy", "faiss-cpu", "implicit", "lightfm-next", "torch")},
     }
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +66,9 @@ def save_router(router: Router, folder, *, embedding_model: str, data_source: st
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         with open(tmp / ARRAYS, "wb") as f:
             np.savez(f, **router.state())
+        if cost_model is not None:
+            with open(tmp / COST, "wb") as f:
+                np.savez(f, **cost_model.state())
         if folder.exists():
             old = folder.with_name(f".{folder.name}-old")
             shutil.rmtree(old, ignore_errors=True)
@@ -103,6 +111,24 @@ def load_router(folder) -> tuple[Router, dict]:
     except (ValueError, KeyError, AttributeError, TypeError, OSError, zipfile.BadZipFile, RuntimeError) as exc:
         raise RecrouteError(f"{path}: cannot restore the router ({type(exc).__name__}: {exc}); the folder is corrupt.") from None
     return router, manifest
+
+
+def load_cost_model(folder) -> CostModel | None:
+    """The cost model saved with a router folder, or None if it was fitted without costs."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if "cost" not in manifest:
+        return None
+    path = folder / COST
+    if not zipfile.is_zipfile(path):
+        raise RecrouteError(f"{path}: missing or not an .npz archive; the router folder is corrupt.")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return CostModel(**manifest["cost"]).load_state({k: npz[k] for k in npz.files})
+    except RecrouteError as exc:
+        raise RecrouteError(f"{path}: {str(exc).rstrip('.')}; the router folder is corrupt.") from None
+    except (ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
+        raise RecrouteError(f"{path}: cannot read the cost model ({type(exc).__name__}); the folder is corrupt.") from None
 
 
 def read_manifest(folder: Path) -> dict:

@@ -6,7 +6,9 @@ outcomes, the LLMs that answered correctly) and 0 otherwise. Confidence, made
 explicit: a good outcome weighs ``alpha``; an observed bad outcome weighs
 ``negative_weight`` (passed to implicit as a negative value, its way of
 saying "confidently not liked"); a cell never observed weighs implicit's
-default 1 for preference 0. New prompts enter through the cold-start map.
+default 1 for preference 0. With ``debias_clip`` a good outcome's confidence
+is further multiplied by its LLM's inverse-propensity weight. New prompts
+enter through the cold-start map.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import scipy.sparse as sp
 
 from ..data import RoutingData
 from .base import best_set_labels
+from .debias import ips_weights
 from .latent import ColdStartRouter
 
 
@@ -22,7 +25,8 @@ class ALSRouter(ColdStartRouter):
     param_grid = {"regularization": [0.1, 1.0, 10.0]}
 
     def __init__(self, factors: int = 32, regularization: float = 1.0, alpha: float = 10.0,
-                 negative_weight: float = 10.0, iterations: int = 15, cold_start: str = "ridge", seed: int = 0):
+                 negative_weight: float = 10.0, iterations: int = 15, cold_start: str = "ridge", seed: int = 0,
+                 debias_clip: float | None = None):
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
@@ -30,13 +34,15 @@ class ALSRouter(ColdStartRouter):
         self.iterations = iterations
         self.cold_start = cold_start
         self.seed = seed
+        self.debias_clip = debias_clip
 
     def _factorise(self, train: RoutingData):
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
         labels = best_set_labels(train.scores)
-        confidence = np.where(labels == 1, self.alpha, -self.negative_weight)
+        alpha = self.alpha if self.debias_clip is None else self.alpha * ips_weights(train.scores, self.debias_clip)
+        confidence = np.where(labels == 1, alpha, -self.negative_weight)
         confidence[np.isnan(labels)] = 0
         user_items = sp.csr_matrix(confidence.astype(np.float32))  # prompts as rows; unobserved cells left out
         with threadpool_limits(1, "blas"):  # implicit checks BLAS threads (and warns) when the model is built

@@ -54,6 +54,7 @@ class Router(ABC):
         if self.needs_embeddings and train.embeddings is None:
             raise RecrouteError(f"{train.source}: {type(self).__name__} needs prompt embeddings to fit.")
         self.models_ = np.asarray(train.models)
+        self.offsets_ = None  # set by rebalance(), after fitting
         self._fit(train)
         return self
 
@@ -63,7 +64,29 @@ class Router(ABC):
             raise RecrouteError(f"{type(self).__name__} is not fitted yet; call fit() first.")
         if self.needs_embeddings and queries.embeddings is None:
             raise RecrouteError(f"{type(self).__name__} needs the prompts' embeddings to score them.")
-        return np.asarray(self._score(queries, self.columns(models)), dtype=np.float32)
+        columns = self.columns(models)
+        scores = np.asarray(self._score(queries, columns), dtype=np.float32)
+        offsets = getattr(self, "offsets_", None)
+        return scores if offsets is None else scores + offsets[columns]
+
+    def rebalance(self, held_out: RoutingData, models: Sequence[str] | None = None) -> "Router":
+        """Post-hoc debiasing: per-LLM score offsets that make the choices among ``models`` on
+        ``held_out`` prompts spread like the oracle's instead of piling onto one LLM.
+
+        Fit the offsets on prompts the router was not trained on (the
+        validation split): on training prompts a router looks more certain
+        than it is. Only prompts observed for every one of ``models`` count.
+        """
+        from .debias import best_share, selection_offsets
+
+        columns = self.columns(models)
+        names = list(self.models_[columns])
+        judged = held_out.subset(prompts=held_out.observed[:, held_out.model_index(names)].all(axis=1), models=names)
+        self.offsets_ = np.zeros(len(self.models_), dtype=np.float32)
+        if judged.n_prompts:
+            predicted = self.score(Queries.of(judged), names)
+            self.offsets_[columns] = selection_offsets(predicted, best_share(judged.scores))
+        return self
 
     def route(self, queries: Queries, models: Sequence[str] | None = None) -> np.ndarray:
         """Index (into ``models``) of the best-scored LLM for each prompt."""

@@ -3,7 +3,9 @@
 Each treats routing as multi-label classification: for every training prompt
 the target is the multi-hot set of LLMs within 95% of its best score
 (:func:`best_set_labels`), and a new prompt's score for an LLM is the
-predicted probability that the LLM is in its best set.
+predicted probability that the LLM is in its best set. ``debias_clip``
+(every learned router has it) turns on inverse-propensity weights against
+popular LLMs; see :mod:`recroute.routers.debias`.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 
 from ..data import RoutingData
 from .base import Queries, Router, best_set_labels, torch_single_thread
+from .debias import ips_weights, record_weights
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -21,12 +24,15 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 class KNNRouter(Router):
     """PRknn: the mean best-set label of the k most cosine-similar training prompts."""
 
-    def __init__(self, k: int = 5):
+    def __init__(self, k: int = 5, debias_clip: float | None = None):
         self.k = k
+        self.debias_clip = debias_clip
 
     def _fit(self, train: RoutingData) -> None:
         self.embeddings_ = _normalise(train.embeddings)
         self.labels_ = best_set_labels(train.scores)
+        if self.debias_clip is not None:  # a neighbour's vote for an LLM counts 1/propensity
+            self.labels_ *= ips_weights(train.scores, self.debias_clip)
         self._restore({})
 
     def _restore(self, arrays) -> None:
@@ -49,12 +55,13 @@ class LinearRouter(Router):
     param_grid = {"weight_decay": [1e-4, 1e-3, 1e-2]}
 
     def __init__(self, epochs: int = 20, batch_size: int = 256, lr: float = 1e-2, weight_decay: float = 1e-4,
-                 seed: int = 0):
+                 seed: int = 0, debias_clip: float | None = None):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
         self.seed = seed
+        self.debias_clip = debias_clip
 
     def _network(self, dim: int, outputs: int):
         import torch
@@ -71,7 +78,7 @@ class LinearRouter(Router):
         torch.manual_seed(self.seed)
         x = torch.from_numpy(_normalise(train.embeddings))
         labels = best_set_labels(train.scores)
-        mask = torch.from_numpy(~np.isnan(labels))
+        weight = torch.from_numpy(record_weights(train.scores, self.debias_clip))  # 0 where unobserved
         y = torch.from_numpy(np.nan_to_num(labels))
         self.network_ = self._network(x.shape[1], y.shape[1])
         optimiser = torch.optim.Adam(self.network_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -82,7 +89,8 @@ class LinearRouter(Router):
             order = torch.randperm(len(x), generator=generator)
             for batch in order.split(self.batch_size):
                 optimiser.zero_grad()
-                loss = (loss_fn(self.network_(x[batch]), y[batch]) * mask[batch]).sum() / mask[batch].sum().clamp(min=1)
+                w = weight[batch]
+                loss = (loss_fn(self.network_(x[batch]), y[batch]) * w).sum() / w.sum().clamp(min=1e-6)
                 loss.backward()
                 optimiser.step()
         self.network_.eval()
@@ -113,8 +121,9 @@ class MLPRouter(LinearRouter):
     """MLPR: as LinearR with one hidden ReLU layer (and dropout)."""
 
     def __init__(self, hidden: int = 256, dropout: float = 0.1, epochs: int = 20, batch_size: int = 256,
-                 lr: float = 1e-3, weight_decay: float = 1e-4, seed: int = 0):
-        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
+                 lr: float = 1e-3, weight_decay: float = 1e-4, seed: int = 0, debias_clip: float | None = None):
+        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
+                         debias_clip=debias_clip)
         self.hidden = hidden
         self.dropout = dropout
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..data import RoutingData
 from .base import torch_single_thread
+from .debias import record_weights
 from .latent import LatentFactorRouter
 
 
@@ -20,12 +21,13 @@ class BilinearRouter(LatentFactorRouter):
     param_grid = {"weight_decay": [1e-4, 1e-3, 1e-2]}
 
     def __init__(self, factors: int = 32, weight_decay: float = 1e-3, epochs: int = 300, lr: float = 1e-2,
-                 seed: int = 0):
+                 seed: int = 0, debias_clip: float | None = None):
         self.factors = factors
         self.weight_decay = weight_decay
         self.epochs = epochs
         self.lr = lr
         self.seed = seed
+        self.debias_clip = debias_clip
 
     def _fit(self, train: RoutingData) -> None:
         with torch_single_thread():
@@ -36,7 +38,7 @@ class BilinearRouter(LatentFactorRouter):
 
         generator = torch.Generator().manual_seed(self.seed)
         x = torch.from_numpy(np.ascontiguousarray(train.embeddings, dtype=np.float32))
-        observed = torch.from_numpy(train.observed)
+        weight = torch.from_numpy(record_weights(train.scores, self.debias_clip))  # 0 where unobserved
         target = torch.from_numpy(np.nan_to_num(train.scores))
         means = np.clip(np.nan_to_num(train.model_means(), nan=0.5), 1e-3, 1 - 1e-3)
         projection = torch.nn.Parameter(0.01 * torch.randn(x.shape[1], self.factors, generator=generator))
@@ -44,11 +46,11 @@ class BilinearRouter(LatentFactorRouter):
         bias = torch.nn.Parameter(torch.from_numpy(np.log(means / (1 - means)).astype(np.float32)))
         optimiser = torch.optim.Adam([projection, llm, bias], lr=self.lr)
         loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
-        cells = observed.sum().clamp(min=1)
+        total = weight.sum().clamp(min=1e-6)
         for _ in range(self.epochs):  # full batch: the whole matrix is one step
             optimiser.zero_grad()
             logits = (x @ projection) @ llm.T + bias
-            loss = (loss_fn(logits, target) * observed).sum() / cells
+            loss = (loss_fn(logits, target) * weight).sum() / total
             loss = loss + self.weight_decay * (projection.square().sum() + llm.square().sum())
             loss.backward()
             optimiser.step()

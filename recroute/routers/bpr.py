@@ -5,7 +5,10 @@ LLMs and BPR learns to rank each positive above a sampled non-positive LLM.
 With 0/1 outcomes on a dense matrix every non-positive is an observed wrong
 answer, so the sampled negatives are real negatives. implicit's BPR keeps an
 item bias as the last factor (with a constant 1 on the user side), which the
-cold-start map learns to reproduce for new prompts.
+cold-start map learns to reproduce for new prompts. implicit's BPR samples
+positive records uniformly and ignores their values, so ``debias_clip``
+weights are realised by repeating a positive record round(weight) times.
+Training runs on one thread: implicit's parallel SGD is not reproducible.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import scipy.sparse as sp
 
 from ..data import RoutingData
 from .base import best_set_labels
+from .debias import ips_weights
 from .latent import ColdStartRouter
 
 
@@ -21,23 +25,38 @@ class BPRRouter(ColdStartRouter):
     param_grid = {"regularization": [1e-3, 1e-2, 1e-1]}
 
     def __init__(self, factors: int = 32, learning_rate: float = 0.05, regularization: float = 0.01,
-                 iterations: int = 200, cold_start: str = "ridge", seed: int = 0):
+                 iterations: int = 200, cold_start: str = "ridge", seed: int = 0,
+                 debias_clip: float | None = None):
         self.factors = factors
         self.learning_rate = learning_rate
         self.regularization = regularization
         self.iterations = iterations
         self.cold_start = cold_start
         self.seed = seed
+        self.debias_clip = debias_clip
 
     def _factorise(self, train: RoutingData):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
         from threadpoolctl import threadpool_limits
 
-        positives = sp.csr_matrix((np.nan_to_num(best_set_labels(train.scores)) == 1).astype(np.float32))
+        positives = _positives(train.scores, self.debias_clip)
         model = BayesianPersonalizedRanking(factors=self.factors, learning_rate=self.learning_rate,
                                             regularization=self.regularization, iterations=self.iterations,
-                                            random_state=self.seed)
+                                            random_state=self.seed, num_threads=1)
         with threadpool_limits(1, "blas"):
             model.fit(positives, show_progress=False)
         llm_factors = np.asarray(model.item_factors)
         return np.asarray(model.user_factors), llm_factors, np.zeros(len(llm_factors), dtype=np.float32)
+
+
+def _positives(scores: np.ndarray, clip: float | None) -> sp.csr_matrix:
+    """Prompts × LLMs CSR of best-set records; with a clip, record (p, m) appears round(w_m) times."""
+    good = np.nan_to_num(best_set_labels(scores)) == 1
+    if clip is None:
+        return sp.csr_matrix(good.astype(np.float32))
+    repeats = np.where(good, np.maximum(np.rint(ips_weights(scores, clip)), 1).astype(np.int64)[None, :], 0)
+    rows, cols = np.nonzero(repeats)
+    counts = repeats[rows, cols]
+    indices = np.repeat(cols, counts).astype(np.int32)  # duplicates kept on purpose: implicit samples each
+    indptr = np.r_[0, np.cumsum(repeats.sum(axis=1))].astype(np.int32)
+    return sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=scores.shape)

@@ -6,7 +6,8 @@ by its text alone, the way LightFM handles cold-start users. LLMs have
 identity features. ``loss="logistic"`` reads observed bad outcomes as real
 negatives (-1 interactions) and good ones as positives (+1); ``loss="warp"``
 learns from positives and samples negatives among the other LLMs, which on a
-dense outcome matrix are exactly the observed bad outcomes.
+dense outcome matrix are exactly the observed bad outcomes. ``debias_clip``
+passes inverse-propensity weights as LightFM's ``sample_weight``.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import scipy.sparse as sp
 from ..data import RoutingData
 from ..errors import RecrouteError
 from .base import best_set_labels
+from .debias import record_weights
 from .latent import LatentFactorRouter
 
 
@@ -23,7 +25,8 @@ class LightFMRouter(LatentFactorRouter):
     param_grid = {"user_alpha": [1e-5, 1e-4, 1e-3]}
 
     def __init__(self, factors: int = 32, loss: str = "warp", epochs: int = 30, learning_rate: float = 0.05,
-                 user_alpha: float = 1e-4, item_alpha: float = 1e-6, seed: int = 0):
+                 user_alpha: float = 1e-4, item_alpha: float = 1e-6, seed: int = 0,
+                 debias_clip: float | None = None):
         self.factors = factors
         self.loss = loss
         self.epochs = epochs
@@ -31,6 +34,7 @@ class LightFMRouter(LatentFactorRouter):
         self.user_alpha = user_alpha
         self.item_alpha = item_alpha
         self.seed = seed
+        self.debias_clip = debias_clip
 
     def _fit(self, train: RoutingData) -> None:
         from lightfm import LightFM
@@ -44,9 +48,12 @@ class LightFMRouter(LatentFactorRouter):
         else:
             values = np.nan_to_num(labels) == 1
         interactions = sp.coo_matrix(values.astype(np.float32))
+        weights = record_weights(train.scores, self.debias_clip)[interactions.row, interactions.col]
+        sample_weight = sp.coo_matrix((weights, (interactions.row, interactions.col)), shape=interactions.shape)
         model = LightFM(no_components=self.factors, loss=self.loss, learning_rate=self.learning_rate,
                         user_alpha=self.user_alpha, item_alpha=self.item_alpha, random_state=self.seed)
-        model.fit(interactions, user_features=_features(train.embeddings), epochs=self.epochs, num_threads=1)
+        model.fit(interactions, user_features=_features(train.embeddings), sample_weight=sample_weight,
+                  epochs=self.epochs, num_threads=1)
         self.feature_factors_ = model.user_embeddings.astype(np.float32)
         self.llm_factors_ = model.item_embeddings.astype(np.float32)
         self.llm_bias_ = model.item_biases.astype(np.float32)

@@ -28,6 +28,11 @@ class LatentFactorRouter(Router):
         self.index_ = LLMIndex().fit(self.item_vectors(), self.models_)
         return self
 
+    def rebalance(self, held_out: RoutingData, models: Sequence[str] | None = None) -> "LatentFactorRouter":
+        super().rebalance(held_out, models)
+        self.index_ = LLMIndex().fit(self.item_vectors(), self.models_)  # the offsets join the bias coordinate
+        return self
+
     def rank(self, queries: Queries, models: Sequence[str] | None = None, k: int | None = None):
         """Top-k LLMs by maximum-inner-product search in the FAISS index, restricted to ``models``."""
         self.columns(models)  # unknown names fail here, with the router's message
@@ -46,11 +51,13 @@ class LatentFactorRouter(Router):
 
     def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
         factors = self.prompt_factors(np.asarray(queries.embeddings, dtype=np.float32))
-        return factors @ self.llm_factors_[columns].T + self.llm_bias_[columns]
+        return factors @ self.llm_factors_[columns].T + self.llm_bias_[columns]  # score() adds any offsets
 
     def item_vectors(self) -> np.ndarray:
-        """LLM vectors with the bias as a last coordinate, for an inner-product index."""
-        return np.hstack([self.llm_factors_, self.llm_bias_[:, None]]).astype(np.float32)
+        """LLM vectors with the bias (plus any rebalancing offset) as a last coordinate, for an inner-product index."""
+        offsets = getattr(self, "offsets_", None)
+        bias = self.llm_bias_ if offsets is None else self.llm_bias_ + offsets
+        return np.hstack([self.llm_factors_, bias[:, None]]).astype(np.float32)
 
     def query_vectors(self, embeddings: np.ndarray) -> np.ndarray:
         """Prompt vectors with a constant 1 appended, matching :meth:`item_vectors`."""

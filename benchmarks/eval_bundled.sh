@@ -1,36 +1,64 @@
 #!/usr/bin/env bash
-# The README's measured tables. Output: docs/results/ and docs/*.png.
-#  1. The RouterEval protocol on the bundled datasets with at least 7 LLMs:
-#     pool sizes 3, 5 and all; three candidate groups; 3 seeds; hyperparameters
-#     chosen on the validation prompts; every reference, baseline and latent router.
-#     RouterDC (16,480 training prompts) runs the reference routers, the
-#     baselines and the bilinear router with default hyperparameters, which
-#     keeps the whole script near 40 minutes on two cores.
-#  2. RouteLLM's strong/weak evaluation on the pair data (MMLU, GSM8K).
-#  3. Side information: learned routers fitted on the pool only vs on every LLM.
+# The README's measured tables and figures. Output: docs/results/ and docs/*.png.
+#
+#   benchmarks/eval_bundled.sh                # every part, one after another (~90 min on 2 cores)
+#   benchmarks/eval_bundled.sh routerdc pair  # only some parts (run two at once on two cores)
+#
+# Parts:
+#   main      the RouterEval protocol on RouterBench and LLMRouter: pool sizes 3, 5
+#             and all; three candidate groups; 3 seeds; hyperparameters chosen on
+#             the validation prompts; every reference, baseline and latent router,
+#             each learned one also with debiasing (--debias 10: ROUTER+ips, ROUTER+rebal).
+#   routerdc  the same on RouterDC (16,480 training prompts), without LightFM (a
+#             LightFM fit there takes ~30 s, times 3 settings, times 27 pools) and
+#             without the debiasing variants.
+#   side      side information on RouterBench: learned routers fitted on the pool only vs every LLM.
+#   pair      RouteLLM's strong/weak evaluation on the pair data (MMLU, GSM8K), Hybrid LLM's
+#             label with t = 0, thresholds calibrated for 30% strong calls; and the
+#             RouterEval protocol on that two-LLM data.
+#   pareto    quality against cost on RouterBench (per-query costs) and LLMRouter (token prices).
 # Prompt embeddings are encoded once and cached (~10 min for all four datasets on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 OUT=docs/results
 mkdir -p "$OUT"
-ROUTERS=${ROUTERS:-oracle,random,bsm,knn,linear,mlp,als,bpr,lightfm,bilinear}
-DATASETS=${DATASETS:-routerbench llmrouter}
-eval_one() {
-  "$BIN/recroute" eval --data "$1" --routers "$ROUTERS" --pool-sizes 3,5,1000 --seeds 3 \
-    --json "$OUT/eval_$1.json" | tee "$OUT/eval_$1.md"
+LEARNED=knn,linear,mlp,als,bpr,lightfm,bilinear
+
+main() {
+  for data in routerbench llmrouter; do
+    "$BIN/recroute" eval --data "$data" --routers "oracle,random,bsm,$LEARNED" --pool-sizes 3,5,1000 --seeds 3 \
+      --debias 10 --json "$OUT/eval_$data.json" | tee "$OUT/eval_$data.md"
+  done
 }
-set -- $DATASETS
-eval_one "$1"
-for part in mmlu gsm8k; do
-  "$BIN/recroute" pair --data routellm --groups "$part" --routers random,bsm,knn,linear,mlp,bilinear --seeds 3 \
-    --out "docs/pair_routellm_$part.png" --json "$OUT/pair_routellm_$part.json" | tee "$OUT/pair_routellm_$part.md"
+
+routerdc() {
+  "$BIN/recroute" eval --data routerdc --routers oracle,random,bsm,knn,linear,mlp,als,bpr,bilinear \
+    --pool-sizes 3,5,1000 --seeds 3 --json "$OUT/eval_routerdc.json" | tee "$OUT/eval_routerdc.md"
+}
+
+side() {
+  "$BIN/recroute" eval --data routerbench --routers linear,mlp,als,bilinear --pool-sizes 3,5 --seeds 3 --side-info \
+    --json "$OUT/side_info_routerbench.json" | tee "$OUT/side_info_routerbench.md"
+}
+
+pair() {
+  for part in mmlu gsm8k; do
+    "$BIN/recroute" pair --data routellm --groups "$part" --routers "random,bsm,$LEARNED" --seeds 3 \
+      --tolerance 0 --strong-fraction 0.3 --out "docs/pair_routellm_$part.png" \
+      --json "$OUT/pair_routellm_$part.json" | tee "$OUT/pair_routellm_$part.md"
+  done
+  "$BIN/recroute" eval --data routellm --routers oracle,random,bsm,knn,linear,bilinear --seeds 3 \
+    | tee "$OUT/eval_pair_routellm.md"
+}
+
+pareto() {
+  for data in routerbench llmrouter; do
+    "$BIN/recroute" pareto --data "$data" --routers "bsm,$LEARNED" --seeds 3 --out "docs/pareto_$data.png" \
+      --json "$OUT/pareto_$data.json" | tee "$OUT/pareto_$data.md"
+  done
+}
+
+for part in "${@:-main routerdc side pair pareto}"; do
+  for p in $part; do "$p"; done
 done
-"$BIN/recroute" eval --data "$1" --routers linear,mlp,als,bilinear --pool-sizes 3,5 --seeds 3 --side-info \
-  --json "$OUT/side_info_$1.json" | tee "$OUT/side_info_$1.md"
-shift
-for data in "$@"; do eval_one "$data"; done
-"$BIN/recroute" eval --data routerdc --routers oracle,random,bsm,knn,linear,mlp,bilinear --no-tune \
-  --pool-sizes 3,5,1000 --seeds 3 --json "$OUT/eval_routerdc.json" | tee "$OUT/eval_routerdc.md"
-"$BIN/recroute" eval --data routellm --routers oracle,random,bsm,knn,linear,bilinear --seeds 3 \
-  | tee "$OUT/eval_pair_routellm.md"

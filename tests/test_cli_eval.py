@@ -194,3 +194,99 @@ def test_bad_input_is_one_line_and_writes_nothing(command, fragments, many, tmp_
     result = cli(args[0], "--data", many, *args[1:])
     assert_cli_error(result, *fragments)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- eval --debias ----------------------------------------------------------------------------
+def test_eval_debias_adds_ips_and_rebalanced_rows(many, folder):
+    out = folder / "debias.json"
+    result = cli("eval", "--data", many, "--routers", "bsm,knn", "--pool-sizes", "10", "--seeds", 1,
+                 "--debias", 10, "--json", out)
+    assert result.exit_code == 0, result.output
+    table = _table(result.stdout)
+    # bsm learns nothing to weight, so it gets no variants; knn gets both, after the plain routers
+    assert [r[0] for r in table[1:]] == ["bsm", "knn", "knn+ips", "knn+rebal"]
+    rows = json.loads(out.read_text())
+    assert [r["router"] for r in rows] == ["bsm", "knn", "knn+ips", "knn+rebal"]
+    params = {r["router"]: r["params"] for r in rows}
+    assert params["knn+ips"]["debias_clip"] == 10 and params["knn"]["debias_clip"] is None
+    assert params["knn+rebal"]["debias_clip"] is None  # rebalanced after a plain fit
+    assert len({r["n_test"] for r in rows}) == 1
+
+
+# -- pareto -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def costly(folder):
+    """3 LLMs answering 30% / 60% / 90% of 300 prompts, each query costing an exact line in its tokens."""
+    from recroute.cost import estimate_tokens
+
+    rng = np.random.default_rng(2)
+    n = 300
+    emb = rng.normal(size=(n, 4)).astype(np.float32)
+    texts = [f"prompt {i}: " + "word " * int(rng.integers(1, 40)) for i in range(n)]
+    scores = (rng.random((n, 3)) < np.array([0.3, 0.6, 0.9])).astype(np.float32)
+    scores[:, 0] = np.maximum(scores[:, 0], emb[:, 0] > 0.8)
+    cost = np.array([1e-5, 1e-4, 1e-3]) + estimate_tokens(texts)[:, None] * np.array([1e-6, 5e-6, 3e-5])
+    data = RoutingData(scores=scores, prompt_ids=np.array([f"q{i}" for i in range(n)]),
+                       models=np.array(["cheap", "mid", "dear"]), prompts=texts, cost=cost, embeddings=emb,
+                       source="costly")
+    return save_npz(data, folder / "costly.npz")
+
+
+def test_pareto_draws_and_writes_aiq_rows(costly, tmp_path):
+    fig, out = tmp_path / "pareto.png", tmp_path / "pareto.json"
+    result = cli("pareto", "--data", costly, "--routers", "bsm,knn", "--seeds", 2, "--out", fig, "--json", out)
+    assert result.exit_code == 0, result.output
+    assert fig.read_bytes()[:8] == PNG_MAGIC and fig.stat().st_size > 1000
+    rows = json.loads(out.read_text())
+    assert sorted((r["seed"], r["router"]) for r in rows) == [(s, name) for s in (0, 1)
+                                                             for name in ("bsm", "knn", "oracle")]
+    for r in rows:
+        assert isinstance(r["aiq"], float) and 0 <= r["aiq"] <= 1
+        assert len(r["cost"]) == len(r["quality"]) and "apgr" not in r
+    table = _table(result.stdout)
+    assert table[0] == ["router", "AIQ", "best score", "its cost"]
+    assert [r[0] for r in table[1:]] == ["oracle", "bsm", "knn"]
+    aiq = {r[0]: r[1] for r in table[1:]}
+    for name in ("oracle", "bsm", "knn"):
+        values = [r["aiq"] for r in rows if r["router"] == name]
+        assert aiq[name] == f"{np.mean(values):.4f} ± {np.std(values):.4f}"
+    assert float(aiq["oracle"].split(" ± ")[0]) > float(aiq["bsm"].split(" ± ")[0])
+    assert "3 LLMs, means over 2 seeds" in result.stdout
+    assert f"wrote {fig}" in result.stderr
+
+
+def test_pareto_of_two_llms_adds_apgr_and_cpt(costly, tmp_path):
+    result = cli("pareto", "--data", costly, "--routers", "bsm", "--models", "cheap,dear", "--seeds", 1,
+                 "--out", tmp_path / "two.png")
+    assert result.exit_code == 0, result.output
+    table = _table(result.stdout)
+    assert table[0] == ["router", "AIQ", "APGR", "CPT(50%)", "CPT(80%)", "best score", "its cost"]
+    assert [r[0] for r in table[1:]] == ["oracle", "bsm"]
+
+
+def test_pareto_on_data_without_costs_is_an_error(many, tmp_path):
+    result = cli("pareto", "--data", many, "--routers", "bsm", "--out", tmp_path / "p.png",
+                 "--json", tmp_path / "p.json")
+    assert_cli_error(result, str(many), "has neither per-query costs nor per-LLM prices")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command,fragments", [
+    (["--routers", "bsm,nope", "--out", "{dir}/p.png"], ["'nope'"]),
+    (["--routers", "bsm", "--models", "cheap,gpt-9", "--out", "{dir}/p.png"], ["'gpt-9'"]),
+    (["--routers", "bsm", "--out", "{dir}/p.jpg"], ["p.jpg", ".png"]),
+    (["--routers", "bsm", "--out", "{dir}/p.png", "--json", "{dir}/p.csv"], ["p.csv", ".json"]),
+    (["--routers", "bsm", "--out", "{dir}/missing/p.png"], ["missing", "does not exist"]),
+    (["--routers", "bsm", "--seeds", "0", "--out", "{dir}/p.png"], ["no seeds"]),
+])
+def test_pareto_bad_input(costly, tmp_path, command, fragments):
+    args = [a.format(dir=tmp_path) for a in command]
+    assert_cli_error(cli("pareto", "--data", costly, *args), *fragments)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("clip", ["0.5", "0", "-2", "nan"])
+def test_eval_debias_below_one_is_an_error(many, tmp_path, clip):
+    result = cli("eval", "--data", many, "--routers", "bsm,knn", "--debias", clip, "--json", tmp_path / "a.json")
+    assert_cli_error(result, f"--debias {float(clip)}", "at least 1")
+    assert list(tmp_path.iterdir()) == []

@@ -268,3 +268,85 @@ def test_route_refuses_a_router_fitted_on_embeddings_of_another_width(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "narrow" / "manifest.json").read_text())["embedding_dim"] == 8
     assert_cli_error(cli("route", tmp_path / "narrow", list(NEW)[0]), "8-dimensional", "384")
+
+
+# -- cost-aware routing --------------------------------------------------------------------------
+# A answers math, B code, C history (as above); per query A costs 1e-5 + 1e-6 x tokens, B ten times that,
+# C a hundred times: A is the cheapest LLM on every prompt, C the dearest.
+COST_LINES = np.array([[1e-5, 1e-6], [1e-4, 1e-5], [1e-3, 1e-4]])  # intercept, slope per LLM
+
+
+@pytest.fixture(scope="module")
+def costed_router_dir(topics_file, tmp_path_factory):
+    """The topical data with per-query costs (its embeddings reused), fitted and saved with a cost model."""
+    from dataclasses import replace
+
+    from recroute.cost import estimate_tokens
+    from recroute.loaders import load
+
+    data = load(topics_file)
+    tokens = estimate_tokens(data.prompts)
+    cost = COST_LINES[:, 0] + tokens[:, None] * COST_LINES[:, 1]
+    folder = tmp_path_factory.mktemp("costed")
+    path = save_npz(replace(data, cost=cost), folder / "topics-costs.npz")
+    out = folder / "router"
+    result = cli("fit", "--data", path, "--router", "bilinear", "--param", "epochs=50", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "with a cost model" in result.stdout
+    return out
+
+
+def _expected_cost(text, llm):
+    tokens = max(-(-len(text) // 4), 1)
+    intercept, slope = COST_LINES[LLMS.index(llm)]
+    return intercept + slope * tokens
+
+
+def test_fit_on_data_with_costs_saves_the_cost_model(costed_router_dir):
+    assert (costed_router_dir / "cost.npz").is_file()
+    assert json.loads((costed_router_dir / "manifest.json").read_text())["cost"] == {"output_tokens": 256}
+
+
+def test_route_with_a_huge_cost_weight_puts_the_cheapest_first(costed_router_dir):
+    texts = list(NEW)
+    lines = routed(cli("route", costed_router_dir, *texts, "--cost-weight", "1e6"))
+    for text, line in zip(texts, lines):
+        assert [entry["llm"] for entry in line["ranking"]] == ["A", "B", "C"]
+        for entry in line["ranking"]:
+            assert entry["cost"] == pytest.approx(_expected_cost(text, entry["llm"]), rel=1e-3)
+
+
+def test_route_with_cost_weight_zero_keeps_the_score_order(costed_router_dir):
+    plain = routed(cli("route", costed_router_dir, *NEW))
+    costed = routed(cli("route", costed_router_dir, *NEW, "--cost-weight", "0"))
+    for mine, theirs in zip(costed, plain):
+        assert [e["llm"] for e in mine["ranking"]] == [e["llm"] for e in theirs["ranking"]]
+        assert [e["score"] for e in mine["ranking"]] == pytest.approx([e["score"] for e in theirs["ranking"]],
+                                                                     abs=1e-5)
+    assert [line["ranking"][0]["llm"] for line in costed] == list(NEW.values())
+
+
+def test_route_with_a_budget_lists_only_affordable_llms(costed_router_dir):
+    history = "Who was Julius Caesar?"  # 22 characters, 6 tokens: A 1.6e-5, B 1.6e-4, C 1.6e-3 dollars
+    plain = routed(cli("route", costed_router_dir, history))[0]["ranking"]
+    assert plain[0]["llm"] == "C"
+    lines = routed(cli("route", costed_router_dir, history, "--budget", "5e-4"))
+    ranking = lines[0]["ranking"]
+    assert [e["llm"] for e in ranking] == [e["llm"] for e in plain if e["llm"] != "C"]
+    assert all(e["cost"] <= 5e-4 for e in ranking)
+    # nothing fits a budget of a millionth of a dollar: the cheapest LLM alone
+    lines = routed(cli("route", costed_router_dir, history, "--budget", "1e-6", "--pool", "B,C"))
+    assert [e["llm"] for e in lines[0]["ranking"]] == ["B"]
+
+
+@pytest.mark.parametrize("flag,value", [("--cost-weight", "-1"), ("--budget", "-0.01"), ("--cost-weight", "nan"),
+                                        ("--budget", "inf")])
+def test_route_refuses_a_negative_or_non_finite_cost_option(costed_router_dir, flag, value):
+    result = cli("route", costed_router_dir, "What is 2 + 2?", flag, value)
+    assert_cli_error(result, flag, "non-negative number", f"got {float(value)}")
+
+
+def test_route_by_cost_without_a_cost_model_names_the_folder(router_dir):
+    out, _ = router_dir
+    for flag, value in (("--cost-weight", "1"), ("--budget", "0.01")):
+        assert_cli_error(cli("route", out, "What is 2 + 2?", flag, value), str(out), "fitted without costs")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from recroute import metrics as M
+from recroute.errors import RecrouteError
 
 approx = pytest.approx
 
@@ -325,3 +326,55 @@ def test_aiq_degenerate_inputs():
         M.aiq([0, 1], [0.5])
     with pytest.raises(ValueError, match="empty"):
         M.aiq([], [])
+
+
+# Four operating points: (2, 0.55) lies below the chord (1, 0.5)-(3, 0.9), which is 0.7 at cost 2, and
+# (4, 0.8) is worse than the cheaper (3, 0.9), so spending 4 buys 0.9 (the cheaper choice).
+HULL_COSTS, HULL_QUALITY = [1.0, 2.0, 3.0, 4.0], [0.5, 0.55, 0.9, 0.8]
+
+
+def test_quality_hull_drops_points_below_the_chord_and_is_non_decreasing():
+    hx, hy = M.quality_hull(HULL_COSTS, HULL_QUALITY)
+    assert hx.tolist() == [1.0, 3.0, 4.0]
+    assert hy.tolist() == approx([0.5, 0.9, 0.9])
+    assert np.all(np.diff(hy) >= 0)
+    # input order does not matter
+    hx2, hy2 = M.quality_hull(HULL_COSTS[::-1], HULL_QUALITY[::-1])
+    assert hx2.tolist() == hx.tolist() and hy2.tolist() == approx(hy.tolist())
+
+
+def test_quality_hull_drops_a_point_on_the_chord_and_keeps_the_best_per_cost():
+    # (1, 0.5) is exactly on the chord (0, 0)-(2, 1): a corner only where the slope changes
+    hx, hy = M.quality_hull([0, 1, 2], [0, 0.5, 1])
+    assert hx.tolist() == [0.0, 2.0] and hy.tolist() == approx([0.0, 1.0])
+    # two points at cost 1: the better (0.4) counts; (2, 0.2) is dominated by it and lies on the
+    # flat stretch 0.4 -> 0.4, which is below the chord (1, 0.4)-(3, 0.6)
+    hx, hy = M.quality_hull([3, 1, 2, 1], [0.6, 0.2, 0.2, 0.4])
+    assert hx.tolist() == [1.0, 3.0] and hy.tolist() == approx([0.4, 0.6])
+
+
+def test_aiq_of_the_hull_without_a_cost_range():
+    # hull (1,.5),(3,.9),(4,.9): trapezoids 2 * (0.5+0.9)/2 = 1.4 and 1 * 0.9 = 0.9 ; 2.3 / (4-1)
+    assert M.aiq(HULL_COSTS, HULL_QUALITY) == approx(2.3 / 3)
+
+
+def test_aiq_over_a_cost_range_holds_the_hull_flat_beyond_its_ends():
+    # [0, 5]: flat 0.5 on [0, 1] (0.5), the hull on [1, 4] (2.3), flat 0.9 on [4, 5] (0.9) ; 3.7 / 5
+    assert M.aiq(HULL_COSTS, HULL_QUALITY, (0, 5)) == approx(0.74)
+    # [0, 3]: 0.5 + 1.4 = 1.9 ; / 3
+    assert M.aiq(HULL_COSTS, HULL_QUALITY, (0.0, 3.0)) == approx(1.9 / 3)
+    # inside the hull, [2, 3.5]: the hull is 0.7 at 2; (0.7+0.9)/2 * 1 + 0.9 * 0.5 = 1.25 ; / 1.5
+    assert M.aiq(HULL_COSTS, HULL_QUALITY, (2, 3.5)) == approx(1.25 / 1.5)
+    # wholly left of the hull: its cheapest quality; wholly right: its best quality
+    assert M.aiq(HULL_COSTS, HULL_QUALITY, (-1, 0.5)) == approx(0.5)
+    assert M.aiq(HULL_COSTS, HULL_QUALITY, (5, 7)) == approx(0.9)
+    # exactly the hull's own span: the same as without a range
+    assert M.aiq(HULL_COSTS, HULL_QUALITY, (1, 4)) == approx(2.3 / 3)
+    # a single point is flat everywhere
+    assert M.aiq([2.0], [0.7], (1, 3)) == approx(0.7)
+
+
+@pytest.mark.parametrize("cost_range", [(1, 1), (3, 2), (float("nan"), 2), (0, float("nan")), (0, float("inf"))])
+def test_aiq_refuses_a_bad_cost_range(cost_range):
+    with pytest.raises(RecrouteError, match="cost_range"):
+        M.aiq(HULL_COSTS, HULL_QUALITY, cost_range)

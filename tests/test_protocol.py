@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recroute import protocol
+from recroute import metrics, protocol
 from recroute.data import RoutingData
 from recroute.errors import RecrouteError
 from recroute.protocol import (
@@ -447,3 +447,248 @@ def test_pair_explicit_names_are_used():
     rows, result = evaluate_pair(pair_data(n=200), ["bsm"], strong="weak", weak="strong", seeds=(0,))
     assert result["pair"] == ["weak", "strong"]
     assert rows[0]["strong_mu"] < rows[0]["weak_mu"]
+
+
+# -- strong / weak labels, thresholds and calibrated shares ------------------------------------------
+def test_pair_labels_weak_ok_within_the_tolerance():
+    # strong, weak, other; values exact in float32 so the tolerance comparison has no round-off
+    scores = [[1.0, 1.0, 0.0],     # tie: the weak one is good enough
+              [1.0, 0.0, 1.0],     # weak fails
+              [0.0, 0.0, 1.0],     # both fail: a tie again
+              [0.75, 0.5, 0.0],    # 0.25 short: ok only with t >= 0.25
+              [np.nan, 1.0, 0.0],  # strong unobserved
+              [0.5, np.nan, 0.0],  # weak unobserved
+              [0.25, 0.5, 0.0]]    # weak better
+    data = RoutingData(scores=np.asarray(scores, dtype=np.float32), prompt_ids=np.array([f"p{i}" for i in range(7)]),
+                       models=np.array(["strong", "weak", "other"]), cost=np.ones((7, 3)), price=np.ones((3, 2)),
+                       source="labels")
+
+    def labels(tolerance):
+        pair = protocol.pair_labels(data, "strong", "weak", tolerance)
+        assert pair.models.tolist() == ["weak_ok", "strong_needed"]
+        assert pair.cost is None and pair.price is None and pair.prompt_ids.tolist() == data.prompt_ids.tolist()
+        ok, needed = pair.scores.T
+        np.testing.assert_array_equal(np.isnan(ok), np.isnan(needed))
+        np.testing.assert_array_equal(needed[~np.isnan(ok)], 1 - ok[~np.isnan(ok)])
+        return ok
+
+    np.testing.assert_array_equal(labels(0.0), [1, 0, 1, 0, np.nan, np.nan, 1])
+    np.testing.assert_array_equal(labels(0.2), [1, 0, 1, 0, np.nan, np.nan, 1])
+    np.testing.assert_array_equal(labels(0.25), [1, 0, 1, 1, np.nan, np.nan, 1])
+    np.testing.assert_array_equal(labels(1.0), [1, 1, 1, 1, np.nan, np.nan, 1])
+    # swapping the roles swaps who must be good enough
+    swapped = protocol.pair_labels(data, "weak", "strong").scores[:, 0]
+    np.testing.assert_array_equal(swapped, [1, 1, 1, 1, np.nan, np.nan, 0])
+
+
+@pytest.mark.parametrize("tolerance", [-0.1, np.nan, np.inf])
+def test_pair_labels_refuse_a_bad_tolerance(tolerance):
+    data = make_data([[1.0, 0.0]], models=["s", "w"])
+    with pytest.raises(RecrouteError, match="tolerance must be a non-negative number"):
+        protocol.pair_labels(data, "s", "w", tolerance)
+
+
+def test_pair_labels_refuse_an_unknown_llm():
+    with pytest.raises(RecrouteError, match="unknown LLM 'gpt-9'"):
+        protocol.pair_labels(make_data([[1.0, 0.0]], models=["s", "w"]), "s", "gpt-9")
+
+
+# ten distinct benefits; sorted: -0.4 -0.2 0.0 0.1 0.2 0.3 0.5 0.6 0.7 0.9
+BENEFIT = np.array([0.1, 0.5, -0.2, 0.9, 0.3, 0.0, 0.7, -0.4, 0.2, 0.6])
+
+
+@pytest.mark.parametrize("fraction,above", [(0.0, 0), (0.1, 1), (0.3, 3), (0.33, 3), (0.5, 5), (0.7, 7),
+                                            (0.94, 9), (1.0, 10)])
+def test_strong_threshold_sends_round_f_n_of_distinct_benefits(fraction, above):
+    threshold = protocol.strong_threshold(BENEFIT, fraction)
+    assert (BENEFIT > threshold).sum() == above
+
+
+def test_strong_threshold_values():
+    assert protocol.strong_threshold(BENEFIT, 0.3) == 0.5       # 0.6, 0.7, 0.9 lie above
+    assert protocol.strong_threshold(BENEFIT, 0.0) == 0.9       # nothing lies above the largest
+    assert protocol.strong_threshold(BENEFIT, 1.0) == -np.inf   # everything lies above
+
+
+@pytest.mark.parametrize("fraction,above", [(0.05, 0), (0.3, 2), (0.5, 2), (0.55, 2), (0.65, 10), (0.7, 10)])
+def test_strong_threshold_with_ties_takes_the_closest_achievable_share(fraction, above):
+    # eight prompts tie at 0 and two at 1: only 0, 2 or 10 of them can go to the strong LLM
+    ties = np.array([0.0] * 8 + [1.0] * 2)
+    assert (ties > protocol.strong_threshold(ties, fraction)).sum() == above
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5, np.nan])
+def test_strong_threshold_refuses_a_fraction_outside_0_1(fraction):
+    with pytest.raises(RecrouteError, match="strong fraction must be between 0 and 1"):
+        protocol.strong_threshold(BENEFIT, fraction)
+
+
+@pytest.fixture(scope="module")
+def calibrated_rows():
+    rows, _ = evaluate_pair(pair_data(), ["linear", "bilinear"], seeds=(0, 1, 2), strong_fraction=0.2)
+    return rows
+
+
+def test_pair_rows_carry_the_calibrated_strong_share(calibrated_rows):
+    assert len(calibrated_rows) == 6
+    for name in ("linear", "bilinear"):
+        mine = [r for r in calibrated_rows if r["router"] == name]
+        assert all(r["strong_fraction"] == 0.2 and r["tolerance"] == 0.0 for r in mine)
+        # calibrated on 100 validation prompts, applied to 100 test prompts: close, not exact
+        shares = [r["strong_share"] for r in mine]
+        assert all(abs(s - 0.2) <= 0.1 for s in shares), shares
+        assert abs(np.mean(shares) - 0.2) <= 0.05, shares
+        for r in mine:
+            # a (near) perfect ranking spends each strong call on a prompt the weak LLM fails:
+            # PGR = share / (share of weak failures) = share / (1 - weak μ)
+            assert r["pgr_at"] == pytest.approx(r["strong_share"] / (1 - r["weak_mu"]), abs=0.05), r
+
+
+@pytest.mark.parametrize("fraction,share", [(0.0, 0.0), (0.4, 0.0), (0.6, 1.0), (1.0, 1.0)])
+def test_pair_strong_share_of_a_router_without_preference_is_all_or_nothing(fraction, share):
+    # BSM scores every prompt alike: one big tie, so only 0% or 100% of the prompts can go to the strong LLM
+    rows, _ = evaluate_pair(pair_data(n=200), ["bsm"], seeds=(0,), strong_fraction=fraction)
+    assert rows[0]["strong_share"] == share
+    assert rows[0]["pgr_at"] == pytest.approx(share)
+
+
+@pytest.mark.parametrize("options,message", [({"tolerance": -1.0}, "tolerance"),
+                                             ({"strong_fraction": 1.2}, "strong fraction")])
+def test_pair_refuses_bad_options(options, message):
+    with pytest.raises(RecrouteError, match=message):
+        evaluate_pair(pair_data(n=100), ["bsm"], seeds=(0,), **options)
+
+
+# -- cost weights and the quality-vs-cost sweep ----------------------------------------------------------
+def test_cost_weights_on_one_prompt_by_hand():
+    # quality 0.9 / 0.6 / 0.3 at cost 10 / 4 / 1: break-even λ = 0.3/6 = 0.05, 0.6/9 = 1/15, 0.3/3 = 0.1
+    scores, costs = np.array([[0.9, 0.6, 0.3]]), np.array([[10.0, 4.0, 1.0]])
+    # n = 3: one inner quantile, the median 1/15, and 2 x 0.1 beyond the largest
+    assert protocol.cost_weights(scores, costs, 3) == pytest.approx([0.0, 1 / 15, 0.2])
+    from recroute.cost import choose
+
+    assert [choose(scores, costs, w)[0] for w in protocol.cost_weights(scores, costs, 3)] == [0, 1, 2]
+
+
+def test_cost_weights_without_a_trade_off_is_zero_alone():
+    # the better LLM is also the cheaper one on every prompt: λ never changes a choice
+    scores, costs = np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([[1.0, 2.0], [5.0, 3.0]])
+    assert protocol.cost_weights(scores, costs).tolist() == [0.0]
+
+
+def test_cost_weights_span_best_score_to_cheapest():
+    from recroute.cost import choose
+
+    rng = np.random.default_rng(0)
+    scores, costs = rng.random((50, 4)), rng.random((50, 4))
+    weights = protocol.cost_weights(scores, costs, 20)
+    assert weights[0] == 0 and np.all(np.diff(weights) > 0) and len(weights) <= 20
+    np.testing.assert_array_equal(choose(scores, costs, weights[0]), np.argmax(scores, axis=1))
+    np.testing.assert_array_equal(choose(scores, costs, weights[-1]), np.argmin(costs, axis=1))
+    # a prompt's chosen cost never rises as λ grows
+    spent = np.array([costs[np.arange(50), choose(scores, costs, w)] for w in weights])
+    assert np.all(np.diff(spent, axis=0) <= 0)
+
+
+COST_LLMS = ["cheap", "mid", "dear"]
+
+
+def costly_data(n=300, seed=0, with_cost=True) -> RoutingData:
+    """3 LLMs, cheap / mid / dear answering 30% / 60% / 90% (cheap also wherever emb[0] > 0.8),
+    each costing an exact line in the prompt's estimated tokens; the dearer LLM is dearer on every prompt."""
+    from recroute.cost import estimate_tokens
+
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(n, 4)).astype(np.float32)
+    texts = [f"prompt {i}: " + "word " * int(rng.integers(1, 40)) for i in range(n)]
+    scores = (rng.random((n, 3)) < np.array([0.3, 0.6, 0.9])).astype(np.float32)
+    scores[:, 0] = np.maximum(scores[:, 0], emb[:, 0] > 0.8)
+    cost = np.array([1e-5, 1e-4, 1e-3]) + estimate_tokens(texts)[:, None] * np.array([1e-6, 5e-6, 3e-5])
+    return RoutingData(scores=scores, prompt_ids=np.array([f"p{i}" for i in range(n)]), models=np.array(COST_LLMS),
+                       prompts=texts, cost=cost if with_cost else None, embeddings=emb, source="costly.npz")
+
+
+@pytest.fixture(scope="module")
+def costly():
+    return costly_data()
+
+
+@pytest.fixture(scope="module")
+def sweep(costly):
+    return protocol.cost_quality(costly, ["bsm", "knn"], seeds=(0, 1))
+
+
+def _test_part(data, seed):
+    return data.split((0.8, 0.1, 0.1), seed=seed).test
+
+
+def test_cost_quality_rows_and_singles(sweep, costly):
+    rows = sweep["rows"]
+    assert [(r["router"], r["seed"]) for r in rows] == [(name, s) for s in (0, 1) for name in ("oracle", "bsm", "knn")]
+    assert sweep["models"] == COST_LLMS
+    tests = [_test_part(costly, s) for s in (0, 1)]
+    np.testing.assert_allclose(sweep["single_quality"], np.mean([t.scores.mean(axis=0) for t in tests], axis=0))
+    np.testing.assert_allclose(sweep["single_cost"], np.mean([t.cost.mean(axis=0) for t in tests], axis=0),
+                               rtol=1e-6)
+    for r in rows:
+        assert len(r["cost"]) == len(r["quality"]) >= 2 and r["n_test"] == 30
+        assert "apgr" not in r  # three LLMs: no strong/weak pair
+        assert 0 <= r["aiq"] <= 1
+
+
+def test_cost_quality_oracle_beats_every_router(sweep):
+    for seed in (0, 1):
+        mine = {r["router"]: r["aiq"] for r in sweep["rows"] if r["seed"] == seed}
+        assert all(mine["oracle"] >= value for value in mine.values()), mine
+        assert mine["oracle"] > mine["bsm"] + 0.05
+
+
+def test_cost_quality_aiq_is_over_the_single_llms_cost_range(sweep, costly):
+    for seed in (0, 1):
+        cost = _test_part(costly, seed).cost.mean(axis=0)
+        for r in (r for r in sweep["rows"] if r["seed"] == seed):
+            assert r["aiq"] == pytest.approx(metrics.aiq(r["cost"], r["quality"], (cost.min(), cost.max())))
+        # the oracle spends less than the dearest LLM at its best, so its own range is narrower
+        oracle = next(r for r in sweep["rows"] if r["seed"] == seed and r["router"] == "oracle")
+        assert max(oracle["cost"]) < cost.max()
+        assert oracle["aiq"] > metrics.aiq(oracle["cost"], oracle["quality"]) - 1e-12
+
+
+def test_cost_quality_bsm_runs_from_the_best_llm_to_the_cheapest(sweep, costly):
+    for seed in (0, 1):
+        test = _test_part(costly, seed)
+        quality, cost = test.scores.mean(axis=0), test.cost.mean(axis=0)
+        row = next(r for r in sweep["rows"] if r["router"] == "bsm" and r["seed"] == seed)
+        # λ = 0: every prompt to the best training LLM ('dear'); the last λ: every prompt to 'cheap'
+        assert (row["quality"][0], row["cost"][0]) == (pytest.approx(quality[2]), pytest.approx(cost[2], rel=1e-6))
+        assert (row["quality"][-1], row["cost"][-1]) == (pytest.approx(quality[0]), pytest.approx(cost[0], rel=1e-6))
+        # the AIQ is taken over the single LLMs' cost range, the same for every router
+        assert row["aiq"] == pytest.approx(metrics.aiq(row["cost"], row["quality"], (cost.min(), cost.max())))
+
+
+def test_cost_quality_oracle_ends_at_the_mean_best_score(sweep, costly):
+    for seed in (0, 1):
+        test = _test_part(costly, seed)
+        row = next(r for r in sweep["rows"] if r["router"] == "oracle" and r["seed"] == seed)
+        assert row["quality"][0] == pytest.approx(test.scores.max(axis=1).mean())
+        assert row["quality"][-1] == pytest.approx(test.scores[:, 0].mean())  # all to the cheapest
+        assert max(row["quality"]) == pytest.approx(test.scores.max(axis=1).mean())
+
+
+def test_cost_quality_with_two_llms_reports_apgr_and_cpt(costly):
+    result = protocol.cost_quality(costly, ["bsm", "knn"], seeds=(0,), models=["dear", "cheap"])
+    assert result["models"] == ["dear", "cheap"]
+    for r in result["rows"]:
+        assert {"apgr", "cpt50", "cpt80"} <= set(r), r
+    apgr = {r["router"]: r["apgr"] for r in result["rows"]}
+    assert apgr["oracle"] > 0.6 and apgr["oracle"] >= apgr["bsm"] and apgr["oracle"] >= apgr["knn"]
+
+
+def test_cost_quality_needs_costs_or_prices(costly):
+    with pytest.raises(RecrouteError, match="costly.npz: has neither per-query costs nor per-LLM prices"):
+        protocol.cost_quality(costly_data(n=50, with_cost=False), ["bsm"], seeds=(0,))
+
+
+def test_cost_quality_refuses_an_unknown_llm(costly):
+    with pytest.raises(RecrouteError, match="unknown LLM 'gpt-9'"):
+        protocol.cost_quality(costly, ["bsm"], seeds=(0,), models=["cheap", "gpt-9"])

@@ -381,3 +381,174 @@ def test_a_served_router_ranks_texts_like_the_router_ranks_their_embeddings(fitt
     wrong = ServedRouter(router, StubEncoder(384), manifest)
     with pytest.raises(RecrouteError, match="fitted on 8-dimensional prompt embeddings, but stub-encoder gives 384"):
         wrong.rank(texts)
+
+
+# -- a cost model saved with the router, and cost-aware serving -----------------------------------
+# Token prices ($ per million input, output tokens); with 256 output tokens assumed, a prompt of t tokens costs
+# output x 256e-6 + input x t x 1e-6. 'm3' is the cheapest on every prompt, then m1, m2, m0, m4.
+PRICES = np.array([[5.0, 10.0], [1.0, 2.0], [3.0, 6.0], [0.5, 1.0], [10.0, 20.0]])
+BY_COST = ["m3", "m1", "m2", "m0", "m4"]
+TEN_TOKENS = "a" * 40
+# what a 10-token prompt costs on m0..m4: 2.56e-3 + 5e-5, 5.12e-4 + 1e-5, 1.536e-3 + 3e-5, 2.56e-4 + 5e-6, ...
+TEN_TOKEN_COSTS = dict(zip(MODELS, [2.61e-3, 5.22e-4, 1.566e-3, 2.61e-4, 5.22e-3]))
+
+
+@pytest.fixture(scope="module")
+def cost_model():
+    from recroute.cost import CostModel
+
+    priced = RoutingData(scores=np.zeros((1, len(MODELS))), prompt_ids=np.array(["p"]), models=np.array(MODELS),
+                         prompts=["x"], price=PRICES, source="priced")
+    return CostModel().fit(priced)
+
+
+def test_save_router_with_a_cost_model_writes_cost_npz(fitted, cost_model, tmp_path):
+    from recroute.store import COST, load_cost_model
+
+    folder = save_router(fitted("linear"), tmp_path / "r", embedding_model=EMBEDDING_MODEL, cost_model=cost_model)
+    assert sorted(p.name for p in folder.iterdir()) == [ARRAYS, COST, MANIFEST] and COST == "cost.npz"
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["cost"] == {"output_tokens": 256}
+    with np.load(folder / COST, allow_pickle=False) as npz:
+        assert sorted(npz.files) == ["intercept_", "models_", "slope_"]
+    loaded = load_cost_model(folder)
+    assert loaded.models_.tolist() == MODELS and loaded.output_tokens == 256
+    texts = [TEN_TOKENS, "b", "c" * 1000]
+    np.testing.assert_array_equal(loaded.predict(texts), cost_model.predict(texts))
+    assert loaded.predict([TEN_TOKENS])[0] == pytest.approx([TEN_TOKEN_COSTS[m] for m in MODELS])
+    # the router itself loads as before
+    assert load_router(folder)[1]["router"] == "linear"
+
+
+def test_load_cost_model_is_none_without_one(fitted, cost_model, tmp_path):
+    from recroute.store import COST, load_cost_model
+
+    folder = save_router(fitted("linear"), tmp_path / "r", embedding_model=EMBEDDING_MODEL)
+    assert load_cost_model(folder) is None and "cost" not in json.loads((folder / MANIFEST).read_text())
+    # saving over a folder with a cost model, without one, leaves no stale cost.npz
+    save_router(fitted("linear"), folder, embedding_model=EMBEDDING_MODEL, cost_model=cost_model)
+    assert load_cost_model(folder) is not None
+    save_router(fitted("linear"), folder, embedding_model=EMBEDDING_MODEL)
+    assert load_cost_model(folder) is None and not (folder / COST).exists()
+
+
+def _rewrite_cost(change):
+    def corrupt(folder):
+        with np.load(folder / "cost.npz", allow_pickle=False) as npz:
+            arrays = change({k: npz[k] for k in npz.files})
+        with open(folder / "cost.npz", "wb") as f:
+            np.savez(f, **arrays)
+    return corrupt
+
+
+COST_CORRUPTIONS = {
+    "missing": (lambda folder: (folder / "cost.npz").unlink(), "missing or not an .npz archive"),
+    "garbage": (lambda folder: (folder / "cost.npz").write_bytes(b"not a zip"), "missing or not an .npz archive"),
+    "lacks slope": (_rewrite_cost(lambda a: {k: v for k, v in a.items() if k != "slope_"}), "lacks its slope array"),
+    "lengths disagree": (_rewrite_cost(lambda a: {**a, "intercept_": a["intercept_"][:2]}), "disagree in length"),
+    "object array": (_rewrite_cost(lambda a: {**a, "models_": a["models_"].astype(object)}),
+                     "cannot read the cost model"),
+}
+
+
+@pytest.mark.parametrize("problem", list(COST_CORRUPTIONS))
+def test_a_corrupt_cost_model_raises_an_error_naming_the_file(fitted, cost_model, tmp_path, problem):
+    from recroute.store import load_cost_model
+
+    folder = save_router(fitted("linear"), tmp_path / "r", embedding_model=EMBEDDING_MODEL, cost_model=cost_model)
+    corrupt, fragment = COST_CORRUPTIONS[problem]
+    corrupt(folder)
+    with pytest.raises(RecrouteError) as info:
+        load_cost_model(folder)
+    message = str(info.value)
+    assert str(folder / "cost.npz") in message and fragment in message, message
+    assert "corrupt" in message and "\n" not in message
+
+
+@pytest.fixture(scope="module")
+def served_with_costs(fitted, cost_model, tmp_path_factory):
+    """The fitted linear router served from a folder with its cost model, texts encoded by the stub."""
+    from recroute.serve import ServedRouter
+    from recroute.store import load_cost_model
+
+    folder = save_router(fitted("linear"), tmp_path_factory.mktemp("served") / "r", embedding_model=EMBEDDING_MODEL,
+                         embedding_dim=8, cost_model=cost_model)
+    router, manifest = load_router(folder)
+    return ServedRouter(router, StubEncoder(8), manifest, load_cost_model(folder), source=str(folder))
+
+
+TEXTS = [TEN_TOKENS, "What is 2 + 2?", "b" * 300]
+
+
+def test_a_huge_cost_weight_ranks_the_cheapest_first(served_with_costs):
+    for ranking in served_with_costs.rank(TEXTS, k=None, cost_weight=1e6):
+        assert [entry["llm"] for entry in ranking] == BY_COST
+        assert all(set(entry) == {"llm", "score", "cost"} for entry in ranking)
+    ranking = served_with_costs.rank([TEN_TOKENS], pool=["m0", "m4", "m2"], k=2, cost_weight=1e6)[0]
+    assert [entry["llm"] for entry in ranking] == ["m2", "m0"]
+    assert [entry["cost"] for entry in ranking] == pytest.approx([TEN_TOKEN_COSTS["m2"], TEN_TOKEN_COSTS["m0"]])
+
+
+def test_cost_weight_zero_keeps_the_score_order(served_with_costs):
+    plain = served_with_costs.rank(TEXTS, k=None)
+    costed = served_with_costs.rank(TEXTS, k=None, cost_weight=0.0)
+    scores = served_with_costs.router.score(Queries(embeddings=StubEncoder(8).encode(TEXTS)))
+    for i, (mine, theirs) in enumerate(zip(costed, plain)):
+        assert [e["llm"] for e in mine] == [e["llm"] for e in theirs]
+        assert [e["llm"] for e in mine] == [MODELS[j] for j in np.argsort(-scores[i], kind="stable")]
+        assert [e["score"] for e in mine] == pytest.approx([e["score"] for e in theirs])
+
+
+def test_a_moderate_cost_weight_trades_score_against_cost(served_with_costs):
+    scores = served_with_costs.router.score(Queries(embeddings=StubEncoder(8).encode([TEN_TOKENS])))[0]
+    score = dict(zip(MODELS, scores))
+    # a better-scored but dearer LLM and a cheaper one swap places where λ crosses their break-even point
+    pairs = [(a, b) for a in MODELS for b in MODELS if score[a] > score[b] and TEN_TOKEN_COSTS[a] > TEN_TOKEN_COSTS[b]]
+    dear, cheap = max(pairs, key=lambda p: score[p[0]] - score[p[1]])
+    break_even = (score[dear] - score[cheap]) / (TEN_TOKEN_COSTS[dear] - TEN_TOKEN_COSTS[cheap])
+    for weight, first, second in ((0.9 * break_even, dear, cheap), (1.1 * break_even, cheap, dear)):
+        order = [e["llm"] for e in served_with_costs.rank([TEN_TOKENS], k=None, cost_weight=weight)[0]]
+        assert order.index(first) < order.index(second), (weight, order)
+        utility = {m: score[m] - weight * TEN_TOKEN_COSTS[m] for m in MODELS}
+        assert order == sorted(MODELS, key=lambda m: -utility[m])
+
+
+def test_a_budget_lists_only_affordable_llms(served_with_costs):
+    scores = served_with_costs.router.score(Queries(embeddings=StubEncoder(8).encode([TEN_TOKENS])))[0]
+    by_score = [MODELS[j] for j in np.argsort(-scores, kind="stable")]
+    for budget, affordable in [(1e-3, {"m1", "m3"}), (2e-3, {"m1", "m2", "m3"}), (1.0, set(MODELS))]:
+        ranking = served_with_costs.rank([TEN_TOKENS], k=None, budget=budget)[0]
+        assert [e["llm"] for e in ranking] == [m for m in by_score if m in affordable], budget
+        assert all(e["cost"] <= budget for e in ranking)
+    # k still caps the list
+    assert len(served_with_costs.rank([TEN_TOKENS], k=1, budget=1.0)[0]) == 1
+
+
+def test_a_budget_nothing_fits_gives_the_cheapest_alone(served_with_costs):
+    for ranking in served_with_costs.rank(TEXTS, k=3, budget=1e-5):
+        assert [e["llm"] for e in ranking] == ["m3"]
+    ranking = served_with_costs.rank([TEN_TOKENS], pool=["m0", "m2"], k=3, budget=1e-5)[0]
+    assert [e["llm"] for e in ranking] == ["m2"]
+    assert ranking[0]["cost"] == pytest.approx(TEN_TOKEN_COSTS["m2"])
+
+
+def test_cost_routing_without_a_cost_model_names_the_folder(fitted, tmp_path):
+    from recroute.serve import load_router as serve
+
+    folder = save_router(fitted("linear"), tmp_path / "plain", embedding_model=EMBEDDING_MODEL, embedding_dim=8)
+    served = serve(folder)
+    assert served.cost_model is None
+    for options in ({"cost_weight": 1.0}, {"budget": 0.01}, {"cost_weight": 0.0}):
+        with pytest.raises(RecrouteError, match="fitted without costs or prices") as info:
+            served.rank(["hello"], **options)
+        assert str(folder) in str(info.value)
+
+
+def test_serve_load_router_reads_the_cost_model(fitted, cost_model, tmp_path):
+    from recroute.serve import load_router as serve
+
+    folder = save_router(fitted("linear"), tmp_path / "r", embedding_model=EMBEDDING_MODEL, cost_model=cost_model)
+    served = serve(folder)
+    np.testing.assert_array_equal(served.cost_model.predict(TEXTS), cost_model.predict(TEXTS))
+    served.encoder = StubEncoder(8)
+    assert [e["llm"] for e in served.rank([TEN_TOKENS], k=None, cost_weight=1e6)[0]] == BY_COST

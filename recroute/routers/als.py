@@ -25,7 +25,7 @@ class ALSRouter(ColdStartRouter):
     param_grid = {"regularization": [0.1, 1.0, 10.0]}
 
     def __init__(self, factors: int = 32, regularization: float = 1.0, alpha: float = 10.0,
-                 negative_weight: float = 10.0, iterations: int = 15, cold_start: str = "ridge", seed: int = 0,
+                 negative_weight: float = 10.0, iterations: int = 15, cold_start: str = "mlp", seed: int = 0,
                  debias_clip: float | None = None):
         self.factors = factors
         self.regularization = regularization

@@ -71,13 +71,14 @@ class Router(ABC):
 
     def rebalance(self, held_out: RoutingData, models: Sequence[str] | None = None) -> "Router":
         """Post-hoc debiasing: per-LLM score offsets that make the choices among ``models`` on
-        ``held_out`` prompts spread like the oracle's instead of piling onto one LLM.
+        ``held_out`` prompts spread as they would if the router never missed
+        (:func:`~recroute.routers.debias.oracle_share`) instead of piling onto one LLM.
 
         Fit the offsets on prompts the router was not trained on (the
         validation split): on training prompts a router looks more certain
         than it is. Only prompts observed for every one of ``models`` count.
         """
-        from .debias import best_share, selection_offsets
+        from .debias import oracle_share, selection_offsets
 
         columns = self.columns(models)
         names = list(self.models_[columns])
@@ -85,7 +86,7 @@ class Router(ABC):
         self.offsets_ = np.zeros(len(self.models_), dtype=np.float32)
         if judged.n_prompts:
             predicted = self.score(Queries.of(judged), names)
-            self.offsets_[columns] = selection_offsets(predicted, best_share(judged.scores))
+            self.offsets_[columns] = selection_offsets(predicted, oracle_share(judged.scores, predicted))
         return self
 
     def route(self, queries: Queries, models: Sequence[str] | None = None) -> np.ndarray:

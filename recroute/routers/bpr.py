@@ -25,7 +25,7 @@ class BPRRouter(ColdStartRouter):
     param_grid = {"regularization": [1e-3, 1e-2, 1e-1]}
 
     def __init__(self, factors: int = 32, learning_rate: float = 0.05, regularization: float = 0.01,
-                 iterations: int = 200, cold_start: str = "ridge", seed: int = 0,
+                 iterations: int = 200, cold_start: str = "mlp", seed: int = 0,
                  debias_clip: float | None = None):
         self.factors = factors
         self.learning_rate = learning_rate

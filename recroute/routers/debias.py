@@ -11,8 +11,9 @@ router:
   on the training prompts, scaled so the most popular LLM weighs 1 and
   clipped at ``clip`` so a rarely-best LLM cannot dominate;
 * **post-hoc rebalancing** (:func:`selection_offsets`): per-LLM score offsets,
-  fitted on held-out prompts, that make the router's choices follow the
-  oracle's selection distribution instead of piling onto one LLM.
+  fitted on held-out prompts, that make the router's choices follow
+  :func:`oracle_share`, the spread a router that never missed would have,
+  instead of piling onto one LLM.
 """
 from __future__ import annotations
 
@@ -22,17 +23,22 @@ from ..errors import RecrouteError
 from .base import best_set_labels
 
 
-def best_share(scores: np.ndarray) -> np.ndarray:
-    """How the oracle's choices spread over LLMs: each prompt's best set shares one vote.
+def oracle_share(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """How a router's choices would spread if it never missed.
 
-    Prompts no LLM answers well (or with no outcome) cast no vote. Returns
-    shares summing to 1 (uniform when no prompt votes).
+    On each prompt the router's highest-scored LLM among those within 95%
+    of the prompt's best outcome (ties between good answers are broken by
+    the router's own preference, so a popular LLM keeps the prompts it gets
+    right). Prompts no LLM answers well cast no vote. Returns shares summing
+    to 1 (uniform when no prompt votes).
     """
-    labels = np.nan_to_num(best_set_labels(np.asarray(scores, dtype=np.float32)))
-    votes = labels.sum(axis=1, keepdims=True)
-    share = (labels / np.maximum(votes, 1)).sum(axis=0)
-    total = share.sum()
-    return share / total if total > 0 else np.full(labels.shape[1], 1 / labels.shape[1])
+    good = np.nan_to_num(best_set_labels(np.asarray(truth, dtype=np.float32))) == 1
+    votes = good.any(axis=1)
+    m = good.shape[1]
+    if not votes.any():
+        return np.full(m, 1 / m)
+    picks = np.argmax(np.where(good, predicted, -np.inf)[votes], axis=1)
+    return np.bincount(picks, minlength=m) / votes.sum()
 
 
 def ips_weights(scores: np.ndarray, clip: float) -> np.ndarray:

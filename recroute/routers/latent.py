@@ -69,13 +69,13 @@ class ColdStartRouter(LatentFactorRouter):
     """A factorisation that only knows its training prompts, plus a cold-start map for new ones.
 
     ``cold_start`` is ``"ridge"`` (a ridge regression from embedding to
-    factors) or ``"knn"`` (the mean factors of the 10 most similar training
-    prompts, found with FAISS).
+    factors), ``"knn"`` (the mean factors of the 10 most similar training
+    prompts, found with FAISS) or ``"mlp"`` (a one-hidden-layer network).
     """
 
     def _fit(self, train: RoutingData) -> None:
         prompt_factors, self.llm_factors_, self.llm_bias_ = self._factorise(train)
-        self.cold_start_ = make_cold_start(self.cold_start).fit(train.embeddings, prompt_factors)
+        self.cold_start_ = make_cold_start(self.cold_start, self.seed).fit(train.embeddings, prompt_factors)
 
     @abstractmethod
     def _factorise(self, train: RoutingData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -289,7 +289,7 @@ def pareto(data_name, allow_pickle, routers, models, output_tokens, seeds, out, 
     result = protocol.cost_quality(data, routers, seeds=range(seeds), models=models, output_tokens=output_tokens,
                                    progress=_progress)
     rows = result["rows"]
-    two = "apgr" in rows[-1]
+    two = len(result["models"]) == 2
     headers = ["router", "AIQ"] + (["APGR", "CPT(50%)", "CPT(80%)"] if two else []) + ["best score", "its cost"]
     table = []
     for name in dict.fromkeys(r["router"] for r in rows):

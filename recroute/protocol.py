@@ -445,13 +445,15 @@ def cost_quality(data: RoutingData, routers: Sequence[str] | dict[str, Callable[
             row = {"dataset": data.source, "router": name, "seed": seed, "cost": cost.tolist(),
                    "quality": quality.tolist(), "aiq": metrics.aiq(cost, quality, cost_range)
                    if cost_range[1] > cost_range[0] else float(quality.max()), "n_test": test.n_prompts}
-            if len(names) == 2 and single_quality[dearer] != single_quality[1 - dearer]:
-                fractions, curve = metrics.strong_call_curve(scores[:, dearer] - scores[:, 1 - dearer],
-                                                             truth[:, dearer], truth[:, 1 - dearer])
+            if len(names) == 2:  # NaN where the two LLMs tie on this split: no gap to recover
+                row.update(apgr=np.nan, cpt50=np.nan, cpt80=np.nan)
                 weak_q, strong_q = single_quality[1 - dearer], single_quality[dearer]
-                row["apgr"] = metrics.apgr(fractions, curve, weak_q, strong_q)
-                for x in (50, 80):
-                    row[f"cpt{x}"] = metrics.cpt(fractions, curve, weak_q, strong_q, x)
+                if weak_q != strong_q:
+                    fractions, curve = metrics.strong_call_curve(scores[:, dearer] - scores[:, 1 - dearer],
+                                                                 truth[:, dearer], truth[:, 1 - dearer])
+                    row["apgr"] = metrics.apgr(fractions, curve, weak_q, strong_q)
+                    for x in (50, 80):
+                        row[f"cpt{x}"] = metrics.cpt(fractions, curve, weak_q, strong_q, x)
             rows.append(row)
     cost, quality = np.mean(singles, axis=0)
     return {"rows": rows, "models": names, "single_cost": cost, "single_quality": quality}

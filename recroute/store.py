@@ -119,16 +119,21 @@ def load_cost_model(folder) -> CostModel | None:
     manifest = read_manifest(folder)
     if "cost" not in manifest:
         return None
+    if not isinstance(manifest["cost"], dict):
+        raise RecrouteError(f"{folder / MANIFEST}: 'cost' must be an object of cost-model settings.")
     path = folder / COST
     if not zipfile.is_zipfile(path):
         raise RecrouteError(f"{path}: missing or not an .npz archive; the router folder is corrupt.")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            return CostModel(**manifest["cost"]).load_state({k: npz[k] for k in npz.files})
+            cost_model = CostModel(**manifest["cost"]).load_state({k: npz[k] for k in npz.files})
     except RecrouteError as exc:
         raise RecrouteError(f"{path}: {str(exc).rstrip('.')}; the router folder is corrupt.") from None
     except (ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
         raise RecrouteError(f"{path}: cannot read the cost model ({type(exc).__name__}); the folder is corrupt.") from None
+    if list(cost_model.models_) != manifest["models"]:
+        raise RecrouteError(f"{path}: its LLMs do not match the manifest's; the router folder is corrupt.")
+    return cost_model
 
 
 def read_manifest(folder: Path) -> dict:

@@ -290,3 +290,19 @@ def test_eval_debias_below_one_is_an_error(many, tmp_path, clip):
     result = cli("eval", "--data", many, "--routers", "bsm,knn", "--debias", clip, "--json", tmp_path / "a.json")
     assert_cli_error(result, f"--debias {float(clip)}", "at least 1")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pareto_of_two_llms_that_tie_on_a_split_reports_nan_apgr(tmp_path):
+    """A seed where both LLMs have the same test mean has no gap to recover: NaN there, not a crash."""
+    rng = np.random.default_rng(2)
+    n = 40
+    data = RoutingData(scores=(rng.random((n, 2)) < 0.5).astype(float), prompt_ids=np.array([f"q{i}" for i in range(n)]),
+                       models=np.array(["cheap", "dear"]), cost=np.tile([1e-4, 1e-3], (n, 1)), source="tie")
+    path = save_npz(data, tmp_path / "tie.npz")
+    result = cli("pareto", "--data", path, "--routers", "bsm", "--seeds", 2, "--out", tmp_path / "t.png",
+                 "--json", tmp_path / "t.json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "t.json").read_text())
+    tied = [r for r in rows if r["router"] == "bsm" and np.isnan(r["apgr"])]
+    assert tied, "the fixture should tie on one seed"
+    assert "APGR" in _table(result.stdout)[0]

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The README's measured tables and figures. Output: docs/results/ and docs/*.png.
 #
-#   benchmarks/eval_bundled.sh                # every part, one after another (~90 min on 2 cores)
+#   benchmarks/eval_bundled.sh                # every part, one after another (~2 h on 2 cores)
 #   benchmarks/eval_bundled.sh routerdc pair  # only some parts (run two at once on two cores)
 #
 # Parts:
 #   main      the RouterEval protocol on RouterBench and LLMRouter: pool sizes 3, 5
 #             and all; three candidate groups; 3 seeds; hyperparameters chosen on
-#             the validation prompts; every reference, baseline and latent router,
-#             each learned one also with debiasing (--debias 10: ROUTER+ips, ROUTER+rebal).
+#             the validation prompts; every reference, baseline and latent router.
+#   debias    the same for four learned routers, each also with inverse-propensity
+#             weights (clip 10: ROUTER+ips) and rebalanced (ROUTER+rebal), per group.
 #   routerdc  the same on RouterDC (16,480 training prompts), without LightFM (a
 #             LightFM fit there takes ~30 s, times 3 settings, times 27 pools) and
 #             without the debiasing variants.
@@ -28,7 +29,14 @@ LEARNED=knn,linear,mlp,als,bpr,lightfm,bilinear
 main() {
   for data in routerbench llmrouter; do
     "$BIN/recroute" eval --data "$data" --routers "oracle,random,bsm,$LEARNED" --pool-sizes 3,5,1000 --seeds 3 \
-      --debias 10 --json "$OUT/eval_$data.json" | tee "$OUT/eval_$data.md"
+      --json "$OUT/eval_$data.json" | tee "$OUT/eval_$data.md"
+  done
+}
+
+debias() {
+  for data in routerbench llmrouter; do
+    "$BIN/recroute" eval --data "$data" --routers linear,mlp,bpr,bilinear --pool-sizes 3,5,1000 --seeds 3 \
+      --debias 10 --detail --json "$OUT/debias_$data.json" | tee "$OUT/debias_$data.md"
   done
 }
 
@@ -59,6 +67,6 @@ pareto() {
   done
 }
 
-for part in "${@:-main routerdc side pair pareto}"; do
+for part in "${@:-main routerdc debias side pair pareto}"; do
   for p in $part; do "$p"; done
 done

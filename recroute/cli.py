@@ -409,6 +409,53 @@ def route(folder, prompts, input_path, pool, top_k, cost_weight, budget):
         click.echo(json.dumps({"prompt": text, "ranking": ranking}, ensure_ascii=False))
 
 
+@main.command("add-llm")
+@click.argument("folder")
+@click.option("--data", "data_name", required=True,
+              help="The new LLM's outcomes: a file (.csv, .jsonl, .json, .npz) with prompt texts or embeddings.")
+@pickle_option
+@click.option("--name", default=None, help="The LLM of the data to add (needed when the data holds several).")
+def add_llm(folder, data_name, allow_pickle, name):
+    """Fold a new LLM into a saved latent-factor router from its outcomes on some prompts."""
+    from .cost import CostModel
+    from .serve import load_router
+
+    served = load_router(folder)
+    data = bundled.resolve(data_name, allow_pickle=allow_pickle)
+    if name is None:
+        if data.n_models != 1:
+            raise RecrouteError(f"{data.source}: holds {data.n_models} LLMs; name the one to add with --name.")
+        name = str(data.models[0])
+    data = data.subset(models=[name])
+    data = data.subset(prompts=data.observed[:, 0])
+    if data.n_prompts == 0:
+        raise RecrouteError(f"{data.source}: has no outcome for {name!r}.")
+    if data.embeddings is None and data.prompts is None:
+        raise RecrouteError(f"{data.source}: has neither prompt texts nor embeddings to place the prompts with.")
+    cost_model = None
+    if served.cost_model is not None:
+        if data.cost is None and (data.price is None or data.prompts is None):
+            raise RecrouteError(f"{data.source}: {folder} routes by cost, so the new LLM needs a cost column or prices.")
+        cost_model = CostModel(**served.cost_model.get_params()).fit(data)
+    served.add_llm(name, [] if data.prompts is None else list(data.prompts), data.scores[:, 0], cost_model=cost_model,
+                   embeddings=data.embeddings)
+    served.save(folder)
+    click.echo(f"added {name} from {data.n_prompts} outcomes -> {folder} (now {len(served.models)} LLMs)")
+
+
+@main.command("remove-llm")
+@click.argument("folder")
+@click.argument("name")
+def remove_llm(folder, name):
+    """Retire an LLM from a saved latent-factor router."""
+    from .serve import load_router
+
+    served = load_router(folder)
+    served.remove_llm(name)
+    served.save(folder)
+    click.echo(f"removed {name} -> {folder} (now {len(served.models)} LLMs)")
+
+
 def _read_prompts(path: Path) -> list[str]:
     if not path.is_file():
         raise RecrouteError(f"{path}: file not found.")

@@ -65,6 +65,21 @@ class CostModel:
         tokens = estimate_tokens(texts)
         return np.maximum(self.intercept_[columns] + tokens[:, None] * self.slope_[columns], 0.0)
 
+    def add_llm(self, other: "CostModel") -> "CostModel":
+        """Take in the cost lines of ``other`` (fitted on a new LLM's records) for LLMs not known yet."""
+        clash = sorted(set(other.models_.tolist()) & set(self.models_.tolist()))
+        if clash:
+            raise RecrouteError(f"the cost model already prices {clash[0]!r}.")
+        self.intercept_ = np.r_[self.intercept_, other.intercept_]
+        self.slope_ = np.r_[self.slope_, other.slope_]
+        self.models_ = np.r_[self.models_, other.models_]
+        return self
+
+    def remove_llm(self, name: str) -> "CostModel":
+        keep = self.models_ != str(name)
+        self.intercept_, self.slope_, self.models_ = self.intercept_[keep], self.slope_[keep], self.models_[keep]
+        return self
+
     def get_params(self) -> dict:
         return {"output_tokens": self.output_tokens}
 

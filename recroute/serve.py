@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Sequence
 
@@ -15,7 +16,7 @@ from .cost import CostModel
 from .embed import Encoder
 from .errors import RecrouteError
 from .routers import Queries, Router
-from .store import load_cost_model
+from .store import load_cost_model, save_router
 from .store import load_router as _load
 
 
@@ -70,6 +71,57 @@ class ServedRouter:
         order = np.argsort(-utility, axis=1, kind="stable")[:, :k]
         return [[{"llm": names[j], "score": float(scores[i, j]), "cost": float(costs[i, j])}
                  for j in row if np.isfinite(utility[i, j])] for i, row in enumerate(order)]
+
+
+    # -- changing the pool ------------------------------------------------------
+    def add_llm(self, name: str, texts: Sequence[str], outcomes, cost_model: CostModel | None = None,
+                embeddings: np.ndarray | None = None) -> "ServedRouter":
+        """Fold a new LLM in from its ``outcomes`` on ``texts`` (or their precomputed ``embeddings``).
+
+        Only latent-factor routers can (an LLM is an item with a vector); a router saved with a
+        cost model needs ``cost_model``, a :class:`~recroute.cost.CostModel` fitted on the new LLM.
+        """
+        from .routers.latent import LatentFactorRouter
+
+        if not isinstance(self.router, LatentFactorRouter):
+            raise RecrouteError(f"{self.source}: a {type(self.router).__name__} has no LLM vectors to add to; "
+                                "only latent-factor routers (als, bpr, lightfm, bilinear) take new LLMs without refitting.")
+        if self.cost_model is not None and cost_model is None:
+            raise RecrouteError(f"{self.source}: routes by cost, so adding {name!r} needs its costs or prices.")
+        if embeddings is None:
+            embeddings = self.encoder.encode(list(texts))
+        with self._named():
+            self.router.add_llm(name, embeddings, outcomes)
+            if self.cost_model is not None:
+                self.cost_model.add_llm(cost_model)
+        return self
+
+    def remove_llm(self, name: str) -> "ServedRouter":
+        """Retire an LLM from the router (and its cost model)."""
+        from .routers.latent import LatentFactorRouter
+
+        if not isinstance(self.router, LatentFactorRouter):
+            raise RecrouteError(f"{self.source}: a {type(self.router).__name__} cannot drop an LLM without refitting; "
+                                "only latent-factor routers (als, bpr, lightfm, bilinear) can.")
+        with self._named():
+            self.router.remove_llm(name)
+            if self.cost_model is not None:
+                self.cost_model.remove_llm(name)
+        return self
+
+    @contextlib.contextmanager
+    def _named(self):
+        """Errors from the router name the folder it came from."""
+        try:
+            yield
+        except RecrouteError as exc:
+            raise RecrouteError(f"{self.source}: {exc}") from None
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the router back as a folder (atomically: a failure leaves the old folder intact)."""
+        return save_router(self.router, folder, embedding_model=self.manifest.get("embedding_model", self.encoder.model),
+                           data_source=self.manifest.get("data", ""), embedding_dim=self.manifest.get("embedding_dim"),
+                           cost_model=self.cost_model)
 
 
 def load_router(folder: str | Path, cache_dir: str | Path | None = None) -> ServedRouter:

@@ -51,3 +51,21 @@ class ALSRouter(ColdStartRouter):
             model.fit(user_items, show_progress=False)
         llm_factors = np.asarray(model.item_factors)
         return np.asarray(model.user_factors), llm_factors, np.zeros(len(llm_factors), dtype=np.float32)
+
+    def _fold_in(self, factors: np.ndarray, good: np.ndarray) -> tuple[np.ndarray, float]:
+        """The ALS item half-step for the new LLM alone: implicit's ``partial_fit_items`` with the
+        revealed prompts as the only users, confidences as in training, every other factor fixed."""
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        confidence = np.where(good == 1, self.alpha, -self.negative_weight).astype(np.float32)
+        item_users = sp.csr_matrix((confidence, (np.zeros(len(good), dtype=np.int32), np.arange(len(good)))),
+                                   shape=(1, len(good)))
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=1.0,
+                                            random_state=self.seed)
+            model.user_factors = np.ascontiguousarray(factors, dtype=np.float32)
+            model.item_factors = np.ascontiguousarray(self.llm_factors_, dtype=np.float32)
+            new = len(self.llm_factors_)
+            model.partial_fit_items(np.array([new]), item_users)
+        return np.asarray(model.item_factors[new]), 0.0

@@ -13,11 +13,18 @@ from abc import abstractmethod
 from typing import Sequence
 
 import numpy as np
+from scipy.special import expit
 
 from ..data import RoutingData
+from ..errors import RecrouteError
 from ..retrieval import LLMIndex
-from .base import Queries, Router
+from .base import Queries, Router, best_set_labels
 from .coldstart import make_cold_start
+
+#: How many prompts' worth of weight the "new LLM is like the average LLM" prior carries in a fold-in.
+FOLD_IN_PRIOR = 10.0
+#: Training cells (at most) on which the score-to-probability curve used by fold-ins is fitted.
+CALIBRATION_CELLS = 200_000
 
 
 class LatentFactorRouter(Router):
@@ -26,7 +33,80 @@ class LatentFactorRouter(Router):
     def fit(self, train: RoutingData) -> "LatentFactorRouter":
         super().fit(train)
         self.index_ = LLMIndex().fit(self.item_vectors(), self.models_)
+        rows = np.random.default_rng(0).permutation(train.n_prompts)[:max(1, CALIBRATION_CELLS // train.n_models)]
+        sample = train.subset(prompts=np.sort(rows))
+        self.calibration_ = _platt(self._score(Queries(embeddings=sample.embeddings), np.arange(train.n_models)),
+                                   best_set_labels(sample.scores))
         return self
+
+    # -- changing the pool without refitting ---------------------------------
+    def add_llm(self, name: str, embeddings: np.ndarray, outcomes: np.ndarray) -> "LatentFactorRouter":
+        """Fold a new LLM in from its outcomes on a few prompts, like a new item in a recommender.
+
+        The prompts are placed in the latent space from their ``embeddings``
+        exactly as routing places new prompts; the LLM's vector and bias are
+        then fitted to its ``outcomes`` (read as good where >= 0.5) with every
+        other parameter fixed (:meth:`_fold_in`), and it joins the FAISS index.
+        """
+        name = str(name)
+        if not hasattr(self, "calibration_"):
+            raise RecrouteError("this router was saved by an older recroute without a score calibration; refit it "
+                                "to add LLMs.")
+        if name in set(self.models_.tolist()):
+            raise RecrouteError(f"this router already routes to {name!r}; remove it first to replace it.")
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        outcomes = np.asarray(outcomes, dtype=np.float64)
+        if outcomes.ndim != 1 or len(outcomes) == 0 or len(outcomes) != len(embeddings):
+            raise RecrouteError(f"adding {name!r} needs one outcome per prompt, got {outcomes.shape} outcomes "
+                                f"for {len(embeddings)} prompts.")
+        if not np.isfinite(outcomes).all():
+            raise RecrouteError(f"the outcomes of {name!r} contain NaN or infinite values.")
+        vector, bias = self._fold_in(self.prompt_factors(embeddings), (outcomes >= 0.5).astype(np.float64))
+        self.llm_factors_ = np.vstack([self.llm_factors_, vector[None, :]]).astype(np.float32)
+        self.llm_bias_ = np.append(self.llm_bias_, np.float32(bias)).astype(np.float32)
+        self.models_ = np.append(self.models_, name)
+        if getattr(self, "offsets_", None) is not None:
+            self.offsets_ = np.append(self.offsets_, np.float32(0))
+        self.index_.add(self.item_vectors()[-1:], [name])
+        return self
+
+    def remove_llm(self, name: str) -> "LatentFactorRouter":
+        """Retire an LLM: its vector leaves the factors and the index; nothing else changes."""
+        keep = self.models_ != str(name)
+        if keep.all():
+            more = f" and {len(self.models_) - 5} more" if len(self.models_) > 5 else ""
+            raise RecrouteError(f"this router does not route to {name!r}; it knows {', '.join(self.models_[:5])}{more}.")
+        if not keep.any():
+            raise RecrouteError(f"cannot remove {name!r}: it is the router's only LLM.")
+        self.index_.remove([str(name)])
+        self.llm_factors_, self.llm_bias_, self.models_ = self.llm_factors_[keep], self.llm_bias_[keep], self.models_[keep]
+        if getattr(self, "offsets_", None) is not None:
+            self.offsets_ = self.offsets_[keep]
+        return self
+
+    def _fold_in(self, factors: np.ndarray, good: np.ndarray) -> tuple[np.ndarray, float]:
+        """The new LLM's vector and bias: logistic regression in the router's own score scale.
+
+        The router's scores s are mapped to a probability of a good answer by
+        a Platt curve σ(a·s + c) fitted on the training cells at fit time, so
+        the new LLM's scores land on the same scale as the others'. Its vector
+        is shrunk towards the mean LLM (a prior worth ``FOLD_IN_PRIOR``
+        prompts), so a handful of outcomes cannot throw it far. Newton steps.
+        """
+        a, c = (float(v) for v in self.calibration_)
+        x = np.hstack([factors.astype(np.float64), np.ones((len(factors), 1))])
+        prior = np.r_[self.llm_factors_.mean(axis=0), self.llm_bias_.mean()].astype(np.float64)
+        strength = FOLD_IN_PRIOR * 0.25 * a * a * float(np.mean(np.sum(x * x, axis=1))) / x.shape[1]
+        w = prior.copy()
+        for _ in range(50):
+            p = expit(a * (x @ w) + c)
+            gradient = a * x.T @ (p - good) + strength * (w - prior)
+            hessian = a * a * (x.T * (p * (1 - p))) @ x + strength * np.eye(len(w))
+            step = np.linalg.solve(hessian, gradient)
+            w -= step
+            if np.abs(step).max() < 1e-8:
+                break
+        return w[:-1], float(w[-1])
 
     def rebalance(self, held_out: RoutingData, models: Sequence[str] | None = None) -> "LatentFactorRouter":
         super().rebalance(held_out, models)
@@ -92,3 +172,20 @@ class ColdStartRouter(LatentFactorRouter):
         super()._restore(arrays)
         cold = {k[len("cold_start."):]: v for k, v in arrays.items() if k.startswith("cold_start.")}
         self.cold_start_ = make_cold_start(self.cold_start).load_state(cold)
+
+
+def _platt(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(a, c) of P(good) = σ(a·score + c) on the observed cells, by Newton steps."""
+    observed = ~np.isnan(labels)
+    s, y = scores[observed].astype(np.float64), labels[observed].astype(np.float64)
+    if len(s) == 0 or np.ptp(s) == 0 or y.min() == y.max():
+        return np.array([1.0, 0.0], dtype=np.float32)
+    x = np.stack([s, np.ones_like(s)], axis=1)
+    w = np.zeros(2)
+    for _ in range(50):
+        p = expit(x @ w)
+        step = np.linalg.solve((x.T * (p * (1 - p))) @ x + 1e-6 * np.eye(2), x.T @ (p - y))
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w.astype(np.float32)

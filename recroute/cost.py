@@ -77,6 +77,8 @@ class CostModel:
 
     def remove_llm(self, name: str) -> "CostModel":
         keep = self.models_ != str(name)
+        if keep.all():
+            raise RecrouteError(f"the cost model does not price {name!r}.")
         self.intercept_, self.slope_, self.models_ = self.intercept_[keep], self.slope_[keep], self.models_[keep]
         return self
 

@@ -86,14 +86,18 @@ class ServedRouter:
         if not isinstance(self.router, LatentFactorRouter):
             raise RecrouteError(f"{self.source}: a {type(self.router).__name__} has no LLM vectors to add to; "
                                 "only latent-factor routers (als, bpr, lightfm, bilinear) take new LLMs without refitting.")
-        if self.cost_model is not None and cost_model is None:
-            raise RecrouteError(f"{self.source}: routes by cost, so adding {name!r} needs its costs or prices.")
+        if self.cost_model is not None:
+            if cost_model is None:
+                raise RecrouteError(f"{self.source}: routes by cost, so adding {name!r} needs its costs or prices.")
+            if list(cost_model.models_) != [name] or name in set(self.cost_model.models_.tolist()):
+                raise RecrouteError(f"{self.source}: the cost model given for {name!r} must price {name!r} alone "
+                                    f"(it prices {', '.join(map(str, cost_model.models_))}).")
         if embeddings is None:
             embeddings = self.encoder.encode(list(texts))
         with self._named():
-            self.router.add_llm(name, embeddings, outcomes)
-            if self.cost_model is not None:
-                self.cost_model.add_llm(cost_model)
+            self.router.add_llm(name, embeddings, outcomes)  # all or nothing
+        if self.cost_model is not None:
+            self.cost_model.add_llm(cost_model)  # checked above: cannot fail
         return self
 
     def remove_llm(self, name: str) -> "ServedRouter":

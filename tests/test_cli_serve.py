@@ -10,6 +10,7 @@ traceback. The embedding cache lives in a temporary folder (RECROUTE_CACHE).
 """
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 
@@ -350,3 +351,248 @@ def test_route_by_cost_without_a_cost_model_names_the_folder(router_dir):
     out, _ = router_dir
     for flag, value in (("--cost-weight", "1"), ("--budget", "0.01")):
         assert_cli_error(cli("route", out, "What is 2 + 2?", flag, value), str(out), "fitted without costs")
+
+
+# -- add-llm / remove-llm: onboarding and retiring an LLM of a saved router -------------------------
+# D, the newcomer, answers the math and the history prompts and no code prompt. So on a math or history
+# prompt it must beat B (code only); on a math prompt C (history only); on a history prompt A (math only);
+# and on a code prompt B must beat it.
+NEWCOMER_RIGHT = ("math", "history")
+SMALL_ROUTERS = {
+    "als": ["--param", "factors=8", "--param", "cold_start=ridge"],
+    "bpr": ["--param", "factors=8", "--param", "cold_start=ridge", "--param", "iterations=50"],
+    "lightfm": ["--param", "epochs=20"],
+    "bilinear": ["--param", "epochs=50"],
+}
+
+
+def folder_bytes(folder) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def npz_arrays(path) -> dict:
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def _newcomer(topics_file, **extra) -> RoutingData:
+    from recroute.loaders import load
+
+    data = load(topics_file)
+    right = np.isin(data.groups, NEWCOMER_RIGHT).astype(np.float32)[:, None]
+    fields = dict(scores=right, prompt_ids=data.prompt_ids, models=np.array(["D"]), prompts=list(data.prompts),
+                  embeddings=data.embeddings, source="newcomer")
+    return RoutingData(**{**fields, **extra})
+
+
+@pytest.fixture(scope="module")
+def newcomer_file(topics_file, tmp_path_factory):
+    """D's 60 outcomes with the prompt texts and their MiniLM embeddings, as .npz."""
+    return save_npz(_newcomer(topics_file), tmp_path_factory.mktemp("newcomer") / "d.npz")
+
+
+@pytest.fixture(scope="module")
+def small_router(topics_file, tmp_path_factory):
+    """Each latent router fitted once on the topics (3 LLMs); tests work on copies of the folder."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            out = tmp_path_factory.mktemp("small") / name
+            result = cli("fit", "--data", topics_file, "--router", name, *SMALL_ROUTERS[name], "--out", out)
+            assert result.exit_code == 0, result.output
+            cache[name] = out
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def linear_dir(topics_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("linear") / "router"
+    assert cli("fit", "--data", topics_file, "--router", "linear", "--param", "epochs=5", "--out", out).exit_code == 0
+    return out
+
+
+def copy_router(folder, tmp_path):
+    target = tmp_path / "routers" / "router"
+    shutil.copytree(folder, target)
+    return target
+
+
+def first_choices(folder, pool):
+    return [line["ranking"][0]["llm"] for line in routed(cli("route", folder, *NEW, "--pool", pool, "--top-k", "1"))]
+
+
+@pytest.mark.parametrize("name", ["als", "bilinear"])
+def test_add_llm_from_embeddings_routes_to_it_and_remove_llm_undoes_it(small_router, router_dir, newcomer_file,
+                                                                       tmp_path, monkeypatch, name):
+    folder = copy_router(small_router(name) if name == "als" else router_dir[0], tmp_path)
+    original_arrays = npz_arrays(folder / "arrays.npz")
+    original_manifest = json.loads((folder / "manifest.json").read_text())
+    original_routes = cli("route", folder, *NEW, "--top-k", "3").stdout
+
+    # The file carries embeddings, so add-llm encodes nothing.
+    with monkeypatch.context() as mp:
+        mp.setattr(Encoder, "encode", lambda *a, **kw: pytest.fail("add-llm encoded texts it had embeddings for"))
+        result = cli("add-llm", folder, "--data", newcomer_file)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"added D from 60 outcomes -> {folder} (now 4 LLMs)\n"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["models"] == LLMS + ["D"]
+    assert {k: manifest[k] for k in ("router", "params", "embedding_model", "embedding_dim", "data")} == \
+        {k: original_manifest[k] for k in ("router", "params", "embedding_model", "embedding_dim", "data")}
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["router"]  # written in place, nothing left over
+
+    assert first_choices(folder, "D,B") == ["D", "D", "B", "B", "D", "D"]
+    assert first_choices(folder, "D,C")[:2] == ["D", "D"]  # math: D is right, C (history) is not
+    assert first_choices(folder, "A,D")[4:] == ["D", "D"]  # history: D is right, A (math) is not
+    for line in routed(cli("route", folder, *NEW, "--top-k", "4")):
+        assert sorted(entry["llm"] for entry in line["ranking"]) == LLMS + ["D"]
+
+    result = cli("remove-llm", folder, "D")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"removed D -> {folder} (now 3 LLMs)\n"
+    assert json.loads((folder / "manifest.json").read_text())["models"] == LLMS
+    arrays = npz_arrays(folder / "arrays.npz")
+    assert sorted(arrays) == sorted(original_arrays)
+    for key, value in original_arrays.items():
+        np.testing.assert_array_equal(arrays[key], value, err_msg=key)
+    assert cli("route", folder, *NEW, "--top-k", "3").stdout == original_routes
+    assert_cli_error(cli("route", folder, list(NEW)[0], "--pool", "D,B"), "unknown LLM 'D'")
+
+
+def test_add_llm_from_a_long_csv_picks_the_named_llm_and_encodes_its_texts(small_router, newcomer_file, topics_file,
+                                                                         tmp_path):
+    """Texts instead of embeddings: the same prompts encoded by the same model give the same router."""
+    data = _newcomer(topics_file)
+    path = tmp_path / "long.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["prompt_id", "model", "score", "prompt"])
+        for pid, text, score in zip(data.prompt_ids, data.prompts, data.scores[:, 0]):
+            writer.writerow([pid, "D", int(score), text])
+            if pid.endswith(("0", "5")):
+                writer.writerow([pid, "E", 1, text])  # another LLM in the same file
+    from_csv = copy_router(small_router("als"), tmp_path / "csv")
+    assert_cli_error(cli("add-llm", from_csv, "--data", path), str(path), "holds 2 LLMs", "--name")
+    result = cli("add-llm", from_csv, "--data", path, "--name", "D")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"added D from 60 outcomes -> {from_csv} (now 4 LLMs)\n"
+    from_npz = copy_router(small_router("als"), tmp_path / "npz")
+    assert cli("add-llm", from_npz, "--data", newcomer_file).exit_code == 0
+    csv_arrays, npz_arrays_ = npz_arrays(from_csv / "arrays.npz"), npz_arrays(from_npz / "arrays.npz")
+    np.testing.assert_allclose(csv_arrays["llm_factors_"], npz_arrays_["llm_factors_"], rtol=1e-5, atol=1e-6)
+    assert first_choices(from_csv, "D,B") == ["D", "D", "B", "B", "D", "D"]
+    # only D's outcomes were read: E is not routed to
+    assert json.loads((from_csv / "manifest.json").read_text())["models"] == LLMS + ["D"]
+
+
+def test_add_llm_to_a_router_with_costs_prices_the_newcomer(costed_router_dir, topics_file, tmp_path):
+    from recroute.cost import estimate_tokens
+
+    folder = copy_router(costed_router_dir, tmp_path)
+    data = _newcomer(topics_file)
+    # D costs a tenth of A: 1e-6 + 1e-7 x tokens dollars a query
+    cost = 1e-6 + 1e-7 * estimate_tokens(data.prompts)[:, None]
+    path = save_npz(_newcomer(topics_file, cost=cost), tmp_path / "d-costs.npz")
+    result = cli("add-llm", folder, "--data", path)
+    assert result.exit_code == 0, result.output
+    assert "(now 4 LLMs)" in result.stdout
+    assert npz_arrays(folder / "cost.npz")["models_"].tolist() == LLMS + ["D"]
+    texts = list(NEW)
+    for text, line in zip(texts, routed(cli("route", folder, *texts, "--cost-weight", "1e6", "--top-k", "4"))):
+        assert [entry["llm"] for entry in line["ranking"]] == ["D", "A", "B", "C"]
+        tokens = max(-(-len(text) // 4), 1)
+        assert line["ranking"][0]["cost"] == pytest.approx(1e-6 + 1e-7 * tokens, rel=1e-3)
+        for entry in line["ranking"][1:]:
+            assert entry["cost"] == pytest.approx(_expected_cost(text, entry["llm"]), rel=1e-3)
+    # and remove-llm drops its price with it
+    assert cli("remove-llm", folder, "D").exit_code == 0
+    assert npz_arrays(folder / "cost.npz")["models_"].tolist() == LLMS
+
+
+def _bad_add(case, tmp_path, topics_file, newcomer_file, folders):
+    """(folder, extra args, fragments) of each bad add-llm; the data files are written here."""
+    latent, linear, costed = folders
+    no_outcome = RoutingData(scores=np.array([[np.nan, 1.0], [np.nan, 0.0]]), prompt_ids=np.array(["a", "b"]),
+                             models=np.array(["D", "E"]), prompts=["What is 1 + 1?", "Who was Nero?"], source="x")
+    bare = RoutingData(scores=np.array([[1.0], [0.0]]), prompt_ids=np.array(["a", "b"]), models=np.array(["D"]),
+                       source="x")
+    not_router = tmp_path / "notes"
+    not_router.mkdir(exist_ok=True)
+    (not_router / "notes.txt").write_text("not a router")
+    return {
+        "several LLMs, no --name": (latent, ["--data", topics_file], [str(topics_file), "holds 3 LLMs", "--name"]),
+        "--name not in the data": (latent, ["--data", topics_file, "--name", "Z"],
+                                   [str(topics_file), "unknown LLM 'Z'"]),
+        "name already routed": (latent, ["--data", topics_file, "--name", "A"], [str(latent), "already routes to 'A'"]),
+        "no outcomes for the LLM": (latent, ["--data", save_npz(no_outcome, tmp_path / "nan.npz"), "--name", "D"],
+                                    ["nan.npz", "has no outcome for 'D'"]),
+        "neither texts nor embeddings": (latent, ["--data", save_npz(bare, tmp_path / "bare.npz")],
+                                         ["bare.npz", "neither prompt texts nor embeddings"]),
+        "missing data file": (latent, ["--data", tmp_path / "nope.npz"], ["nope.npz"]),
+        "not a router folder": (not_router, ["--data", newcomer_file],
+                                [str(not_router), "not a recroute router folder"]),
+        "missing router folder": (tmp_path / "nowhere", ["--data", newcomer_file],
+                                  [str(tmp_path / "nowhere"), "no such router folder"]),
+        "non-latent router": (linear, ["--data", newcomer_file], [str(linear), "a LinearRouter has no LLM vectors"]),
+        "costs needed": (costed, ["--data", newcomer_file], [str(newcomer_file), str(costed), "routes by cost",
+                                                              "cost column or prices"]),
+    }[case]
+
+
+@pytest.mark.parametrize("case", ["several LLMs, no --name", "--name not in the data", "name already routed",
+                                  "no outcomes for the LLM", "neither texts nor embeddings", "missing data file",
+                                  "not a router folder", "missing router folder", "non-latent router", "costs needed"])
+def test_add_llm_bad_input_leaves_the_folder_unchanged(small_router, linear_dir, costed_router_dir, topics_file,
+                                                       newcomer_file, tmp_path, case):
+    folders = (copy_router(small_router("als"), tmp_path / "als"), copy_router(linear_dir, tmp_path / "linear"),
+               copy_router(costed_router_dir, tmp_path / "costed"))
+    folder, args, fragments = _bad_add(case, tmp_path, topics_file, newcomer_file, folders)
+    before = folder_bytes(folder) if folder.exists() else None
+    siblings = sorted(p.name for p in folder.parent.iterdir()) if folder.parent.exists() else None
+    assert_cli_error(cli("add-llm", folder, *args), *fragments)
+    if before is not None:
+        assert folder_bytes(folder) == before
+        assert sorted(p.name for p in folder.parent.iterdir()) == siblings
+    else:
+        assert not folder.exists()
+
+
+def test_add_llm_with_embeddings_of_another_width_is_a_clear_error(small_router, topics_file, tmp_path):
+    folder = copy_router(small_router("als"), tmp_path)
+    before = folder_bytes(folder)
+    data = _newcomer(topics_file, embeddings=np.ones((60, 8), dtype=np.float32))
+    result = cli("add-llm", folder, "--data", save_npz(data, tmp_path / "narrow.npz"))
+    assert folder_bytes(folder) == before
+    assert_cli_error(result, "384")
+
+
+@pytest.mark.parametrize("name", ["als", "bpr", "lightfm", "bilinear"])
+def test_add_llm_newcomer_beats_an_llm_that_is_wrong_where_it_is_right(small_router, newcomer_file, tmp_path, name):
+    folder = copy_router(small_router(name), tmp_path)
+    assert cli("add-llm", folder, "--data", newcomer_file).exit_code == 0
+    assert first_choices(folder, "D,B") == ["D", "D", "B", "B", "D", "D"]
+
+
+@pytest.mark.parametrize("case", ["unknown LLM", "last LLM", "non-latent router", "not a router folder"])
+def test_remove_llm_bad_input_leaves_the_folder_unchanged(small_router, linear_dir, tmp_path, case):
+    folder = copy_router(small_router("bilinear"), tmp_path)
+    if case == "last LLM":
+        for name, left in (("A", 2), ("B", 1)):
+            assert cli("remove-llm", folder, name).stdout == f"removed {name} -> {folder} (now {left} LLMs)\n"
+        name, fragments = "C", [str(folder), "cannot remove 'C': it is the router's only LLM"]
+    elif case == "unknown LLM":
+        name, fragments = "Z", [str(folder), "does not route to 'Z'", "it knows A, B, C"]
+    elif case == "non-latent router":
+        folder = copy_router(linear_dir, tmp_path / "linear")
+        name, fragments = "A", [str(folder), "a LinearRouter cannot drop an LLM without refitting"]
+    else:
+        folder = tmp_path / "notes"
+        folder.mkdir()
+        (folder / "notes.txt").write_text("not a router")
+        name, fragments = "A", [str(folder), "not a recroute router folder"]
+    before = folder_bytes(folder)
+    assert_cli_error(cli("remove-llm", folder, name), *fragments)
+    assert folder_bytes(folder) == before

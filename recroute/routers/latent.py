@@ -61,13 +61,21 @@ class LatentFactorRouter(Router):
                                 f"for {len(embeddings)} prompts.")
         if not np.isfinite(outcomes).all():
             raise RecrouteError(f"the outcomes of {name!r} contain NaN or infinite values.")
-        vector, bias = self._fold_in(self.prompt_factors(embeddings), (outcomes >= 0.5).astype(np.float64))
+        if embeddings.ndim != 2 or not np.isfinite(embeddings).all():
+            raise RecrouteError(f"adding {name!r} needs finite prompt embeddings, one row per prompt.")
+        try:
+            factors = self.prompt_factors(embeddings)
+        except (ValueError, RuntimeError) as exc:  # numpy and torch say "shapes do not match" in their own words
+            raise RecrouteError(f"the {embeddings.shape[1]}-dimensional embeddings given for {name!r} do not fit "
+                                f"this router ({exc}).") from None
+        vector, bias = self._fold_in(factors, (outcomes >= 0.5).astype(np.float64))
+        offsets = getattr(self, "offsets_", None)  # a new LLM starts without a rebalancing offset
+        self.index_.add(np.r_[vector, bias].astype(np.float32)[None, :], [name])  # first: if refused, nothing changed
         self.llm_factors_ = np.vstack([self.llm_factors_, vector[None, :]]).astype(np.float32)
         self.llm_bias_ = np.append(self.llm_bias_, np.float32(bias)).astype(np.float32)
         self.models_ = np.append(self.models_, name)
-        if getattr(self, "offsets_", None) is not None:
-            self.offsets_ = np.append(self.offsets_, np.float32(0))
-        self.index_.add(self.item_vectors()[-1:], [name])
+        if offsets is not None:
+            self.offsets_ = np.append(offsets, np.float32(0))
         return self
 
     def remove_llm(self, name: str) -> "LatentFactorRouter":
@@ -89,23 +97,25 @@ class LatentFactorRouter(Router):
 
         The router's scores s are mapped to a probability of a good answer by
         a Platt curve σ(a·s + c) fitted on the training cells at fit time, so
-        the new LLM's scores land on the same scale as the others'. Its vector
-        is shrunk towards the mean LLM (a prior worth ``FOLD_IN_PRIOR``
-        prompts), so a handful of outcomes cannot throw it far. Newton steps.
+        the new LLM's scores land on the same scale as the others'. Each
+        coordinate is shrunk towards the mean LLM's with a weight worth
+        ``FOLD_IN_PRIOR`` prompts (scaled by that coordinate's spread over the
+        revealed prompts), so a handful of outcomes cannot throw it far. The
+        objective is convex; scipy's L-BFGS minimises it.
         """
+        from scipy.optimize import minimize
+
         a, c = (float(v) for v in self.calibration_)
         x = np.hstack([factors.astype(np.float64), np.ones((len(factors), 1))])
         prior = np.r_[self.llm_factors_.mean(axis=0), self.llm_bias_.mean()].astype(np.float64)
-        strength = FOLD_IN_PRIOR * 0.25 * a * a * float(np.mean(np.sum(x * x, axis=1))) / x.shape[1]
-        w = prior.copy()
-        for _ in range(50):
-            p = expit(a * (x @ w) + c)
-            gradient = a * x.T @ (p - good) + strength * (w - prior)
-            hessian = a * a * (x.T * (p * (1 - p))) @ x + strength * np.eye(len(w))
-            step = np.linalg.solve(hessian, gradient)
-            w -= step
-            if np.abs(step).max() < 1e-8:
-                break
+        strength = FOLD_IN_PRIOR * 0.25 * a * a * np.maximum(np.mean(x * x, axis=0), 1e-12)
+
+        def objective(w):
+            z = a * (x @ w) + c
+            loss = np.sum(np.logaddexp(0, z) - good * z) + 0.5 * np.sum(strength * (w - prior) ** 2)
+            return loss, a * x.T @ (expit(z) - good) + strength * (w - prior)
+
+        w = minimize(objective, prior, jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
         return w[:-1], float(w[-1])
 
     def rebalance(self, held_out: RoutingData, models: Sequence[str] | None = None) -> "LatentFactorRouter":

@@ -201,25 +201,28 @@ def tiny_data() -> RoutingData:
                        embeddings=np.eye(5, 3, dtype=np.float32), source="tiny")
 
 
-def test_bpr_positives_repeat_a_record_by_its_rounded_weight():
+def test_bpr_positives_repeat_a_record_by_its_weight():
     plain = _positives(TINY, None)
     assert plain.toarray().tolist() == [[1, 0, 0], [1, 0, 0], [1, 1, 0], [1, 0, 0], [0, 0, 0]]
-    weighted = _positives(TINY, 10)  # weights 1, 3.2 -> 3, 10 (C has no positive)
-    assert weighted.indptr.tolist() == [0, 1, 2, 6, 7, 7]
-    assert weighted.indices[2:6].tolist() == [0, 1, 1, 1]  # row 2: A once, B three times
-    assert weighted.indices.tolist().count(1) == 3 and weighted.data.tolist() == [1.0] * 7
-    clipped = _positives(TINY, 2)  # B's weight clipped to 2
+    clipped = _positives(TINY, 2)  # B's weight 3.2 clipped to 2: a whole number, so exactly twice
     assert clipped.indptr.tolist() == [0, 1, 2, 5, 6, 6]
-    # a weight below 1.5 still keeps the record once
+    assert clipped.indices[2:5].tolist() == [0, 1, 1] and clipped.data.tolist() == [1.0] * 6
+    # integer weights repeat exactly: propensities A 6/7, B 3/7, so B weighs 2
     scores = np.array([[1, 0], [1, 0], [1, 1], [0, 1], [1, 0], [1, 1], [1, 0]], dtype=np.float32)
-    # propensities A 6/7, B 3/7: B weighs 2; clipped at 1.4 it rounds to 1
-    assert ips_weights(scores, 1.4) == approx([1.0, 1.4])
-    assert _positives(scores, 1.4).nnz == 9  # every positive once
-    assert _positives(scores, 10).nnz == 6 + 2 * 3  # A's six once, B's three twice
-    # rounded, not truncated: A best on all 13 prompts, B on 5 -> B weighs 13/5 = 2.6 -> 3 copies
-    scores = np.stack([np.ones(13), np.arange(13) < 5], axis=1).astype(np.float32)
-    assert ips_weights(scores, 10) == approx([1.0, 2.6])
-    assert _positives(scores, 10).nnz == 13 + 5 * 3
+    assert ips_weights(scores, 10) == approx([1.0, 2.0])
+    assert _positives(scores, 10).nnz == 6 + 2 * 3
+
+
+def test_bpr_positives_repeat_fractional_weights_right_on_average():
+    # A best on all 400 prompts, B on 100 -> B weighs 4, clipped at 2.6: floor 2, a third copy 60% of the time
+    scores = np.stack([np.ones(400), np.arange(400) < 100], axis=1).astype(np.float32)
+    assert ips_weights(scores, 2.6) == approx([1.0, 2.6])
+    copies = [(_positives(scores, 2.6, seed).indices == 1).sum() / 100 for seed in range(20)]
+    assert all(2 <= c <= 3 for c in copies)  # each record twice or three times
+    assert np.mean(copies) == approx(2.6, abs=0.05)
+    same_seed = [(_positives(scores, 2.6, 3).indices == 1).sum() for _ in range(2)]
+    assert same_seed[0] == same_seed[1]  # reproducible
+    assert len({(_positives(scores, 2.6, seed).indices == 1).sum() for seed in range(5)}) > 1  # the seed draws
 
 
 def test_bpr_router_trains_on_the_repeated_records(train, monkeypatch):
@@ -238,9 +241,10 @@ def test_bpr_router_trains_on_the_repeated_records(train, monkeypatch):
     plain, weighted = seen
     good = train.scores == 1
     assert plain.nnz == good.sum()
-    weights = np.maximum(np.rint(ips_weights(train.scores, 10.0)), 1)
+    weights = ips_weights(train.scores, 10.0)
     assert weights[0] == 1 and weights[1] >= 3
-    assert weighted.nnz == int((good * weights).sum())
+    low, high = (good * np.floor(weights)).sum(), (good * np.ceil(weights)).sum()
+    assert low <= weighted.nnz <= high and weighted.nnz > plain.nnz
 
 
 def test_als_confidence_carries_the_ips_weight(monkeypatch):

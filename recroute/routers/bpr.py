@@ -7,7 +7,8 @@ answer, so the sampled negatives are real negatives. implicit's BPR keeps an
 item bias as the last factor (with a constant 1 on the user side), which the
 cold-start map learns to reproduce for new prompts. implicit's BPR samples
 positive records uniformly and ignores their values, so ``debias_clip``
-weights are realised by repeating a positive record round(weight) times.
+weights are realised by repeating a positive record: w times on average
+(floor(w) times, once more with probability w − floor(w), seeded).
 Training runs on one thread: implicit's parallel SGD is not reproducible.
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ class BPRRouter(ColdStartRouter):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
         from threadpoolctl import threadpool_limits
 
-        positives = _positives(train.scores, self.debias_clip)
+        positives = _positives(train.scores, self.debias_clip, self.seed)
         model = BayesianPersonalizedRanking(factors=self.factors, learning_rate=self.learning_rate,
                                             regularization=self.regularization, iterations=self.iterations,
                                             random_state=self.seed, num_threads=1)
@@ -49,12 +50,14 @@ class BPRRouter(ColdStartRouter):
         return np.asarray(model.user_factors), llm_factors, np.zeros(len(llm_factors), dtype=np.float32)
 
 
-def _positives(scores: np.ndarray, clip: float | None) -> sp.csr_matrix:
-    """Prompts × LLMs CSR of best-set records; with a clip, record (p, m) appears round(w_m) times."""
+def _positives(scores: np.ndarray, clip: float | None, seed: int = 0) -> sp.csr_matrix:
+    """Prompts × LLMs CSR of best-set records; with a clip, record (p, m) appears w_m times on average."""
     good = np.nan_to_num(best_set_labels(scores)) == 1
     if clip is None:
         return sp.csr_matrix(good.astype(np.float32))
-    repeats = np.where(good, np.maximum(np.rint(ips_weights(scores, clip)), 1).astype(np.int64)[None, :], 0)
+    weights = np.broadcast_to(ips_weights(scores, clip)[None, :], good.shape)
+    draws = np.random.default_rng(seed).random(good.shape)
+    repeats = np.where(good, np.floor(weights) + (draws < weights - np.floor(weights)), 0).astype(np.int64)
     rows, cols = np.nonzero(repeats)
     counts = repeats[rows, cols]
     indices = np.repeat(cols, counts).astype(np.int32)  # duplicates kept on purpose: implicit samples each

@@ -403,8 +403,6 @@ def route(folder, prompts, input_path, pool, top_k, cost_weight, budget):
             raise RecrouteError(f"{flag} must be a non-negative number, got {value}.")
     served = load_router(folder)
     pool = _csv_list(pool) if pool else None
-    if pool:
-        served.router.columns(pool)  # unknown LLM names fail before encoding
     for text, ranking in zip(texts, served.rank(texts, pool=pool, k=top_k, cost_weight=cost_weight, budget=budget)):
         click.echo(json.dumps({"prompt": text, "ranking": ranking}, ensure_ascii=False))
 

@@ -1,10 +1,11 @@
 """What a query costs on each LLM, and choosing an LLM that is worth its price.
 
 Routing for cost follows a willingness-to-pay rule: pick the LLM with the
-highest predicted score − λ·cost, where λ (``cost_weight``) is how much
-quality one dollar must buy; or, with a budget, the best-scored LLM whose
-predicted cost fits it. The router's score is the quality side, so λ is in
-its units (a probability of a good answer for the probability-scored routers).
+highest predicted P(good answer) − λ·cost, where λ (``cost_weight``) is how
+much probability of a good answer one dollar must buy; or, with a budget,
+the best LLM whose predicted cost fits it. Every router states its
+P(good answer) (:meth:`recroute.Router.probability`): its score where that
+is a probability, a calibrated map of it for the latent-factor routers.
 
 Costs come from the data in one of two forms, both turned into the same
 per-LLM model, dollars = intercept + slope × prompt tokens:

@@ -403,7 +403,8 @@ def cost_quality(data: RoutingData, routers: Sequence[str] | dict[str, Callable[
     For each seed's split, each router is fitted (and tuned) on the training
     prompts over ``models`` (default all), a :class:`~recroute.cost.CostModel`
     learns what a query costs on each LLM, and test prompts go to
-    argmax(score − λ·predicted cost) for every λ of :func:`cost_weights`. A
+    argmax(P(good) − λ·predicted cost) for every λ of :func:`cost_weights`,
+    P(good) being the router's :meth:`~recroute.Router.probability`. A
     choice is judged by its true score and its realised cost (the recorded
     cost, or the price-based estimate where the data has only prices). Each
     row carries the curve and its AIQ over the cost range of the single LLMs;
@@ -433,7 +434,7 @@ def cost_quality(data: RoutingData, routers: Sequence[str] | dict[str, Callable[
         curves = {"oracle": (truth, spent, spent)}
         for name, factory in factories.items():
             router = fit_tuned(factory, train, split.val, names, seed=seed)
-            curves[name] = (router.score(Queries.of(test), names).astype(np.float64), predicted, spent)
+            curves[name] = (router.probability(Queries.of(test), names).astype(np.float64), predicted, spent)
             done += 1
             if progress:
                 progress(done, total, f"seed {seed}, {name}")

@@ -39,9 +39,11 @@ class ServedRouter:
              cost_weight: float | None = None, budget: float | None = None) -> list[list[dict]]:
         """For each prompt, the top-``k`` LLMs of ``pool`` (default: all) as ``{"llm", "score"}``, best first.
 
-        With ``cost_weight`` λ the LLMs are ranked by score − λ·predicted cost; with ``budget``
-        (dollars per query) only LLMs predicted to fit it are listed (the cheapest alone if none
-        does). Both need a router fitted on data with costs or prices, and add ``"cost"`` to each entry.
+        With ``cost_weight`` λ the LLMs are ranked by P(good answer) − λ·predicted dollars (the
+        router's :meth:`~recroute.Router.probability`, which becomes each entry's ``"score"``);
+        with ``budget`` (dollars per query) only LLMs predicted to fit it are listed (the cheapest
+        alone if none does). Both need a router fitted on data with costs or prices, and add
+        ``"cost"`` to each entry.
         """
         if (cost_weight is not None or budget is not None) and self.cost_model is None:
             raise RecrouteError(f"{self.source}: was fitted without costs or prices, so it cannot route by cost; "
@@ -61,7 +63,7 @@ class ServedRouter:
             positions, scores = self.router.rank(queries, pool, k)
             return [[{"llm": names[j], "score": float(s)} for j, s in zip(row, row_scores)]
                     for row, row_scores in zip(positions, scores)]
-        scores = self.router.score(queries, names)
+        scores = self.router.probability(queries, names)
         costs = self.cost_model.predict(list(texts), names)
         utility = scores - (cost_weight or 0.0) * costs
         if budget is not None:

@@ -320,10 +320,15 @@ def test_route_with_a_huge_cost_weight_puts_the_cheapest_first(costed_router_dir
 def test_route_with_cost_weight_zero_keeps_the_score_order(costed_router_dir):
     plain = routed(cli("route", costed_router_dir, *NEW))
     costed = routed(cli("route", costed_router_dir, *NEW, "--cost-weight", "0"))
+    from scipy.special import expit
+
+    from recroute.store import load_router as load_saved
+
+    a, c = load_saved(costed_router_dir)[0].calibration_  # cost routing weighs P(good) = σ(a·score + c)
     for mine, theirs in zip(costed, plain):
         assert [e["llm"] for e in mine["ranking"]] == [e["llm"] for e in theirs["ranking"]]
-        assert [e["score"] for e in mine["ranking"]] == pytest.approx([e["score"] for e in theirs["ranking"]],
-                                                                     abs=1e-5)
+        assert [e["score"] for e in mine["ranking"]] == pytest.approx(
+            [expit(a * e["score"] + c) for e in theirs["ranking"]], abs=1e-5)
     assert [line["ranking"][0]["llm"] for line in costed] == list(NEW.values())
 
 

@@ -69,6 +69,14 @@ class Router(ABC):
         offsets = getattr(self, "offsets_", None)
         return scores if offsets is None else scores + offsets[columns]
 
+    def probability(self, queries: Queries, models: Sequence[str] | None = None) -> np.ndarray:
+        """Predicted probability of a good answer: what a cost trade-off weighs against dollars.
+
+        The score itself for routers whose scores already are probabilities
+        (reference routers, kNN, linear, MLP); latent-factor routers map theirs.
+        """
+        return self.score(queries, models)
+
     def rebalance(self, held_out: RoutingData, models: Sequence[str] | None = None) -> "Router":
         """Post-hoc debiasing: per-LLM score offsets that make the choices among ``models`` on
         ``held_out`` prompts spread as they would if the router never missed

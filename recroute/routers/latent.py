@@ -39,6 +39,11 @@ class LatentFactorRouter(Router):
                                    best_set_labels(sample.scores))
         return self
 
+    def probability(self, queries: Queries, models: Sequence[str] | None = None) -> np.ndarray:
+        """σ(a·score + c), the Platt curve fitted on the training cells at fit time."""
+        a, c = (float(v) for v in self.calibration_)
+        return expit(a * self.score(queries, models) + c).astype(np.float32)
+
     # -- changing the pool without refitting ---------------------------------
     def add_llm(self, name: str, embeddings: np.ndarray, outcomes: np.ndarray) -> "LatentFactorRouter":
         """Fold a new LLM in from its outcomes on a few prompts, like a new item in a recommender.

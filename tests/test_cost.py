@@ -217,3 +217,29 @@ def test_choose_decides_each_prompt_on_its_own():
     assert choose(scores, costs, budget=2.5).tolist() == [2, 1, 1]
     # budget 1.5: row 2 fits nothing -> its cheapest, column 1
     assert choose(scores, costs, budget=1.5).tolist() == [2, 0, 1]
+
+
+def test_router_probability_is_the_score_for_probability_routers_and_calibrated_for_latent_ones():
+    """What cost routing weighs against dollars: P(good answer), on the same scale for every router."""
+    from scipy.special import expit
+
+    from recroute.routers import Queries, make_router
+
+    rng = np.random.default_rng(0)
+    n = 300
+    emb = rng.normal(size=(n, 6)).astype(np.float32)
+    truth = np.stack([emb[:, 0] > 0, emb[:, 1] > 0, np.ones(n, dtype=bool)], axis=1).astype(np.float32)
+    data = RoutingData(scores=truth, prompt_ids=np.array([f"q{i}" for i in range(n)]), models=np.array(list("ABC")),
+                       embeddings=emb, source="prob")
+    queries = Queries(embeddings=emb[:50])
+    linear = make_router("linear").fit(data)
+    assert np.array_equal(linear.probability(queries), linear.score(queries))
+    bilinear = make_router("bilinear").fit(data)
+    a, c = bilinear.calibration_
+    assert a > 0  # a higher score means a better chance of a good answer
+    p = bilinear.probability(queries, ["B", "C"])
+    assert p == pytest.approx(expit(a * bilinear.score(queries, ["B", "C"]) + c), abs=1e-6)
+    assert ((p >= 0) & (p <= 1)).all()
+    # calibrated: the always-right LLM C is predicted near certain, B tracks its coordinate
+    assert p[:, 1].mean() > 0.9
+    assert p[emb[:50, 1] > 0.5, 0].mean() > 0.7 > 0.3 > p[emb[:50, 1] < -0.5, 0].mean()

@@ -136,15 +136,21 @@ def test_selection_offsets_edge_cases():
 
 
 # -- the popular-LLM matrix -----------------------------------------------------------------------
-def popular(n: int, seed: int) -> RoutingData:
+def three_llms(n: int, seed: int, a_rate: float, b_region: float, b_rate: float, c_rate: float,
+               name: str) -> RoutingData:
+    """A right at ``a_rate`` anywhere, B at ``b_rate`` where the first coordinate exceeds ``b_region``, C at ``c_rate``."""
     rng = np.random.default_rng(seed)
     emb = rng.normal(size=(n, 4)).astype(np.float32)
-    a = rng.random(n) < 0.9
-    b = (emb[:, 0] > 0.5) & (rng.random(n) < 0.85)
-    c = rng.random(n) < 0.2
+    a = rng.random(n) < a_rate
+    b = (emb[:, 0] > b_region) & (rng.random(n) < b_rate)
+    c = rng.random(n) < c_rate
     return RoutingData(scores=np.stack([a, b, c], axis=1).astype(np.float32),
                        prompt_ids=np.array([f"p{i}" for i in range(n)]), models=np.array(["A", "B", "C"]),
-                       embeddings=emb, source=f"popular-{seed}")
+                       embeddings=emb, source=f"{name}-{seed}")
+
+
+def popular(n: int, seed: int) -> RoutingData:
+    return three_llms(n, seed, a_rate=0.9, b_region=0.5, b_rate=0.85, c_rate=0.2, name="popular")
 
 
 @pytest.fixture(scope="module")
@@ -298,14 +304,7 @@ def test_lightfm_gets_the_ips_weights_as_sample_weights(monkeypatch):
 # Every router prefers A (0.6 beats B's 0.5 even in its region), so it sends (nearly) everything there,
 # while a router that never missed would send A's failures to B or C: about 76% / 12% / 12%.
 def spread(n: int, seed: int) -> RoutingData:
-    rng = np.random.default_rng(seed)
-    emb = rng.normal(size=(n, 4)).astype(np.float32)
-    a = rng.random(n) < 0.6
-    b = (emb[:, 0] > 0) & (rng.random(n) < 0.5)
-    c = rng.random(n) < 0.3
-    return RoutingData(scores=np.stack([a, b, c], axis=1).astype(np.float32),
-                       prompt_ids=np.array([f"p{i}" for i in range(n)]), models=np.array(["A", "B", "C"]),
-                       embeddings=emb, source=f"spread-{seed}")
+    return three_llms(n, seed, a_rate=0.6, b_region=0.0, b_rate=0.5, c_rate=0.3, name="spread")
 
 
 @pytest.fixture(scope="module")

@@ -454,6 +454,25 @@ def remove_llm(folder, name):
     click.echo(f"removed {name} -> {folder} (now {len(served.models)} LLMs)")
 
 
+@main.command()
+@click.option("--prompts", "n_prompts", type=int, required=True, help="Number of prompts (users).")
+@click.option("--llms", "n_llms", type=int, required=True, help="Number of LLMs (items).")
+@click.option("--skills", default=4, show_default=True, help="Latent skills of the item-response model.")
+@click.option("--dim", default=64, show_default=True, help="Width of the synthetic prompt embeddings.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", required=True, help="The .npz to write (outcomes, groups, embeddings and the hidden truth).")
+def synth(n_prompts, n_llms, skills, dim, seed, out):
+    """Write RouterEval-shaped 0/1 outcomes from a known item-response model (see recroute.synth)."""
+    from .loaders import save_npz
+    from .synth import synthetic
+
+    _output_target(out, ".npz")
+    data, truth = synthetic(n_prompts, n_llms, skills=skills, dim=dim, seed=seed)
+    save_npz(data, out, compress=False, extra=truth.arrays())
+    click.echo(f"wrote {n_prompts} prompts × {n_llms} LLMs ({data.scores.nbytes / 2**20:.0f} MiB of scores, "
+               f"mean outcome {data.scores.mean():.3f}) -> {out}")
+
+
 def _read_prompts(path: Path) -> list[str]:
     if not path.is_file():
         raise RecrouteError(f"{path}: file not found.")

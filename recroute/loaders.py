@@ -255,10 +255,14 @@ def load_npz(path) -> RoutingData:
     return RoutingData(source=str(path), **{k: v for k, v in arrays.items() if k in known})
 
 
-def save_npz(data: RoutingData, path, compress: bool = True) -> Path:
-    """Write ``data`` as ``.npz`` atomically (a temporary file renamed into place)."""
+def save_npz(data: RoutingData, path, compress: bool = True, extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Write ``data`` as ``.npz`` atomically (a temporary file renamed into place).
+
+    ``extra`` arrays ride along under their own names (the synthetic truth,
+    say); :func:`load_npz` ignores them.
+    """
     path = Path(path)
-    arrays = {"scores": data.scores, "prompt_ids": data.prompt_ids, "models": data.models}
+    arrays = {**(extra or {}), "scores": data.scores, "prompt_ids": data.prompt_ids, "models": data.models}
     for name in ("groups", "splits", "cost", "price", "embeddings"):
         if getattr(data, name) is not None:
             arrays[name] = getattr(data, name)

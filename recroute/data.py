@@ -196,23 +196,9 @@ class RoutingData:
         """Observed cells as a CSR matrix, prompts as rows (what implicit expects).
 
         Observed zeros are stored explicitly, so ``csr.indices`` tells observed
-        cells apart from missing ones. Built in row blocks so a dense matrix
-        never materialises int64 coordinate arrays.
+        cells apart from missing ones (see :func:`csr_of_observed`).
         """
-        indptr = np.zeros(self.n_prompts + 1, dtype=np.int64)
-        indices, data = [], []
-        for start in range(0, max(self.n_prompts, 1), block):
-            chunk = self.scores[start:start + block]
-            mask = ~np.isnan(chunk)
-            indptr[start + 1:start + 1 + len(chunk)] = mask.sum(axis=1)
-            indices.append(np.nonzero(mask)[1].astype(np.int32))
-            data.append(chunk[mask])
-        np.cumsum(indptr, out=indptr)
-        if indptr[-1] < np.iinfo(np.int32).max:
-            indptr = indptr.astype(np.int32)
-        return sp.csr_matrix(
-            (np.concatenate(data), np.concatenate(indices), indptr), shape=self.scores.shape
-        )
+        return csr_of_observed(self.scores, block)
 
     @classmethod
     def concat(cls, parts: Sequence["RoutingData"], source: str) -> "RoutingData":
@@ -255,6 +241,23 @@ class Split(NamedTuple):
     train: RoutingData
     val: RoutingData
     test: RoutingData
+
+
+def csr_of_observed(matrix: np.ndarray, block: int = 2048) -> sp.csr_matrix:
+    """The non-NaN cells of a dense float matrix as CSR (zeros kept), built in row blocks so a
+    dense matrix never materialises int64 coordinate arrays."""
+    indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
+    indices, data = [], []
+    for start in range(0, max(matrix.shape[0], 1), block):
+        chunk = matrix[start:start + block]
+        mask = ~np.isnan(chunk)
+        indptr[start + 1:start + 1 + len(chunk)] = mask.sum(axis=1)
+        indices.append(np.nonzero(mask)[1].astype(np.int32))
+        data.append(chunk[mask])
+    np.cumsum(indptr, out=indptr)
+    if indptr[-1] < np.iinfo(np.int32).max:
+        indptr = indptr.astype(np.int32)
+    return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr), shape=matrix.shape)
 
 
 def _strings(values, n, name, src, unique=False) -> np.ndarray:

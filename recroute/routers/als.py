@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..data import RoutingData
+from ..data import RoutingData, csr_of_observed
 from .base import best_set_labels
 from .debias import ips_weights
 from .latent import ColdStartRouter
@@ -40,11 +40,15 @@ class ALSRouter(ColdStartRouter):
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
-        labels = best_set_labels(train.scores)
         alpha = self.alpha if self.debias_clip is None else self.alpha * ips_weights(train.scores, self.debias_clip)
-        confidence = np.where(labels == 1, alpha, -self.negative_weight)
-        confidence[np.isnan(labels)] = 0
-        user_items = sp.csr_matrix(confidence.astype(np.float32))  # prompts as rows; unobserved cells left out
+        confidence = np.empty(train.scores.shape, dtype=np.float32)  # float32, row blocks: RouterEval-sized data fits
+        for start in range(0, train.n_prompts, 2048):
+            labels = best_set_labels(train.scores[start:start + 2048])
+            block = np.where(labels == 1, alpha, -self.negative_weight).astype(np.float32)
+            block[np.isnan(labels) | (block == 0)] = np.nan  # unobserved (or weightless) cells are left out
+            confidence[start:start + 2048] = block
+        user_items = csr_of_observed(confidence)  # prompts as rows
+        del confidence
         with threadpool_limits(1, "blas"):  # implicit checks BLAS threads (and warns) when the model is built
             model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=1.0,
                                             iterations=self.iterations, random_state=self.seed)

@@ -276,12 +276,13 @@ def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, toleranc
 @click.option("--json", "json_out", default=None, help="Write one JSON row per (seed, router), with its curve, here.")
 def pareto(data_name, allow_pickle, routers, models, output_tokens, seeds, out, json_out):
     """Quality against cost as the cost weight λ sweeps: AIQ per router (and APGR/CPT for two LLMs)."""
+    from .cost import require_costs
+
     _output_target(out, ".png")
     _output_target(json_out, ".json")
     routers = _csv_list(routers)
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
-    if data.cost is None and data.price is None:
-        raise RecrouteError(f"{data.source}: has neither per-query costs nor per-LLM prices; nothing to trade off.")
+    require_costs(data)  # before any embedding work
     models = _csv_list(models) if models else None
     if models:
         data.model_index(models)

@@ -32,6 +32,12 @@ from .errors import RecrouteError
 CHARS_PER_TOKEN = 4
 
 
+def require_costs(data: RoutingData) -> None:
+    """Refuse data with nothing to price queries by, naming it."""
+    if data.cost is None and data.price is None:
+        raise RecrouteError(f"{data.source}: has neither per-query costs nor per-LLM prices; nothing to trade off.")
+
+
 def estimate_tokens(texts: Sequence[str]) -> np.ndarray:
     """Estimated prompt tokens: ceil(characters / 4), at least 1."""
     lengths = np.fromiter((len(t) for t in texts), dtype=np.float64, count=len(texts))
@@ -46,16 +52,15 @@ class CostModel:
 
     def fit(self, data: RoutingData) -> "CostModel":
         """Learn per-LLM cost lines from ``data.cost`` (preferred) or ``data.price``."""
+        require_costs(data)
         tokens = None if data.prompts is None else estimate_tokens(data.prompts)
         if data.cost is not None:
             self.intercept_, self.slope_ = _cost_lines(data.cost, tokens, data.source)
-        elif data.price is not None:
+        else:
             if tokens is None:
                 raise RecrouteError(f"{data.source}: token prices need the prompt texts to estimate token counts.")
             self.slope_ = (data.price[:, 0] / 1e6).astype(np.float64)
             self.intercept_ = (data.price[:, 1] / 1e6 * self.output_tokens).astype(np.float64)
-        else:
-            raise RecrouteError(f"{data.source}: has neither per-query costs nor per-LLM prices.")
         self.models_ = np.asarray(data.models)
         return self
 

@@ -348,12 +348,12 @@ def evaluate_pair(data: RoutingData, routers: Sequence[str] | dict[str, Callable
         pair = [strong or split.train.models[order[0]], weak or split.train.models[order[-1]]]
         if pair[0] == pair[1]:
             raise RecrouteError(f"{data.source}: the strong and the weak LLM must differ (both {pair[0]!r}).")
-        train, val, test = (pair_labels(part.subset(prompts=_judged(part, part.model_index(pair))), *pair, tolerance)
-                            for part in (split.train, split.val, split.test))
-        truth = split.test.subset(prompts=_judged(split.test, split.test.model_index(pair)), models=pair).scores
+        judged = [part.subset(prompts=_judged(part, part.model_index(pair)), models=pair)
+                  for part in (split.train, split.val, split.test)]
+        train, val, test = (pair_labels(part, *pair, tolerance) for part in judged)
+        val_truth, truth = judged[1].scores, judged[2].scores
         strong_q, weak_q = (float(truth[:, j].mean()) for j in (0, 1))
         levels.append((strong_q, weak_q))
-        val_truth = split.val.subset(prompts=_judged(split.val, split.val.model_index(pair)), models=pair).scores
         for name, factory in factories.items():
             router = fit_tuned(factory, train, val, list(PAIR_LABELS), seed=seed,
                                objective=_pair_apgr(val_truth))
@@ -412,14 +412,13 @@ def cost_quality(data: RoutingData, routers: Sequence[str] | dict[str, Callable[
     one. Also returns every single LLM's point and the oracle's frontier (the
     oracle knows true scores and costs), averaged over seeds.
     """
-    from .cost import CostModel, choose, realised_cost
+    from .cost import CostModel, choose, realised_cost, require_costs
 
     factories = routers if isinstance(routers, dict) else {name: _factory(name) for name in routers}
     seeds = _seed_list(seeds)
     names = list(data.models) if models is None else list(models)
     columns = data.model_index(names)
-    if data.cost is None and data.price is None:
-        raise RecrouteError(f"{data.source}: has neither per-query costs nor per-LLM prices; nothing to trade off.")
+    require_costs(data)
     rows, singles, total, done = [], [], len(seeds) * len(factories), 0
     for seed in seeds:
         split = data.split((0.8, 0.1, 0.1), seed=seed)

@@ -83,11 +83,8 @@ class ServedRouter:
         Only latent-factor routers can (an LLM is an item with a vector); a router saved with a
         cost model needs ``cost_model``, a :class:`~recroute.cost.CostModel` fitted on the new LLM.
         """
-        from .routers.latent import LatentFactorRouter
-
-        if not isinstance(self.router, LatentFactorRouter):
-            raise RecrouteError(f"{self.source}: a {type(self.router).__name__} has no LLM vectors to add to; "
-                                "only latent-factor routers (als, bpr, lightfm, bilinear) take new LLMs without refitting.")
+        self._require_latent("has no LLM vectors to add to; only latent-factor routers (als, bpr, lightfm, "
+                             "bilinear) take new LLMs without refitting")
         if self.cost_model is not None:
             if cost_model is None:
                 raise RecrouteError(f"{self.source}: routes by cost, so adding {name!r} needs its costs or prices.")
@@ -104,16 +101,20 @@ class ServedRouter:
 
     def remove_llm(self, name: str) -> "ServedRouter":
         """Retire an LLM from the router (and its cost model)."""
-        from .routers.latent import LatentFactorRouter
-
-        if not isinstance(self.router, LatentFactorRouter):
-            raise RecrouteError(f"{self.source}: a {type(self.router).__name__} cannot drop an LLM without refitting; "
-                                "only latent-factor routers (als, bpr, lightfm, bilinear) can.")
+        self._require_latent("cannot drop an LLM without refitting; only latent-factor routers (als, bpr, "
+                             "lightfm, bilinear) can")
         with self._named():
             self.router.remove_llm(name)
             if self.cost_model is not None:
                 self.cost_model.remove_llm(name)
         return self
+
+    def _require_latent(self, why: str) -> None:
+        """Only a latent-factor router has per-LLM vectors to add or remove: a classifier must be refitted."""
+        from .routers.latent import LatentFactorRouter
+
+        if not isinstance(self.router, LatentFactorRouter):
+            raise RecrouteError(f"{self.source}: a {type(self.router).__name__} {why}.")
 
     @contextlib.contextmanager
     def _named(self):

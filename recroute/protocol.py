@@ -230,9 +230,7 @@ def _is_number(value) -> bool:
 
 def _seeded(router: Router, seed: int) -> Router:
     """Give a router with randomness the evaluation seed, so each split draws anew."""
-    if "seed" in router.get_params():
-        router.seed = seed
-    return router
+    return _set_params(router, {"seed": seed}) if "seed" in router.get_params() else router
 
 
 def with_embeddings(data: RoutingData, progress: bool = False) -> RoutingData:

@@ -246,3 +246,37 @@ def test_a_router_restored_from_its_state_ranks_identically(world, fitted):
         a, b = router.rank(world.queries, models=pool, k=3), restored.rank(world.queries, models=pool, k=3)
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
+
+
+# -- implicit's conjugate-gradient steps -----------------------------------------------------------
+def test_als_cg_steps_set_how_exactly_implicit_solves_each_half_step(world, monkeypatch):
+    """implicit ends a fit with an item half-step; with as many CG steps as factors it solves
+    (Xᵀ C_i X + λI) y_i = Xᵀ C_i p_i exactly, with one step it stops short: the router passes the setting on."""
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    models = []
+    original = AlternatingLeastSquares.fit
+
+    def spy(self, user_items, *args, **kwargs):
+        models.append((self, user_items.toarray()))
+        return original(self, user_items, *args, **kwargs)
+
+    monkeypatch.setattr(AlternatingLeastSquares, "fit", spy)
+
+    def residual(cg_steps: int) -> float:
+        make_router("als", factors=8, iterations=3, cg_steps=cg_steps, regularization=1.0,
+                    cold_start="ridge").fit(world.train)
+        model, values = models[-1]
+        assert model.cg_steps == cg_steps
+        x, y = np.asarray(model.user_factors, dtype=np.float64), np.asarray(model.item_factors, dtype=np.float64)
+        confidence = np.where(values == 0, 1.0, np.abs(values))   # unobserved cells: confidence 1, preference 0
+        preference = (values > 0).astype(np.float64)
+        worst = 0.0
+        for i in range(y.shape[0]):
+            lhs = (x.T * confidence[:, i]) @ x + 1.0 * np.eye(x.shape[1])
+            rhs = x.T @ (confidence[:, i] * preference[:, i])
+            worst = max(worst, np.linalg.norm(lhs @ y[i] - rhs) / np.linalg.norm(rhs))
+        return worst
+
+    assert residual(8) < 1e-3
+    assert residual(1) > 10 * residual(8)

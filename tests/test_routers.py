@@ -236,3 +236,20 @@ def test_knn_with_k_above_the_training_size_uses_them_all():
     emb = np.array([[1, 0], [0, 1]], dtype=np.float32)
     router = KNNRouter(k=50).fit(make_data([[1, 0], [0, 0]], embeddings=emb))
     np.testing.assert_allclose(router.score(Queries(embeddings=emb)), [[0.5, 0.0], [0.5, 0.0]])
+
+
+def test_torch_trains_small_fits_on_one_thread_and_large_ones_on_all():
+    import torch
+
+    from recroute.routers.base import PARALLEL_CELLS, torch_threads
+
+    default = torch.get_num_threads()
+    with torch_threads(PARALLEL_CELLS - 1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == default  # restored
+    with torch_threads(PARALLEL_CELLS):
+        assert torch.get_num_threads() == default
+    with pytest.raises(ValueError):
+        with torch_threads(10):
+            raise ValueError("a failing fit")
+    assert torch.get_num_threads() == default  # restored after a failure too

@@ -9,6 +9,12 @@ saying "confidently not liked"); a cell never observed weighs implicit's
 default 1 for preference 0. With ``debias_clip`` a good outcome's confidence
 is further multiplied by its LLM's inverse-propensity weight. New prompts
 enter through the cold-start map.
+
+implicit solves each half-step approximately, with ``cg_steps`` conjugate-
+gradient steps per row (its default is 3); a sweep costs about
+(1 + cg_steps) passes over the records, so 2 steps fit a RouterEval-sized
+matrix a quarter faster (``benchmarks/scale.py`` measures both, with the
+routing quality each reaches).
 """
 from __future__ import annotations
 
@@ -25,13 +31,14 @@ class ALSRouter(ColdStartRouter):
     param_grid = {"regularization": [0.1, 1.0, 10.0]}
 
     def __init__(self, factors: int = 32, regularization: float = 1.0, alpha: float = 10.0,
-                 negative_weight: float = 10.0, iterations: int = 15, cold_start: str = "mlp", seed: int = 0,
-                 debias_clip: float | None = None):
+                 negative_weight: float = 10.0, iterations: int = 15, cg_steps: int = 3, cold_start: str = "mlp",
+                 seed: int = 0, debias_clip: float | None = None):
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
         self.negative_weight = negative_weight
         self.iterations = iterations
+        self.cg_steps = cg_steps
         self.cold_start = cold_start
         self.seed = seed
         self.debias_clip = debias_clip
@@ -52,6 +59,7 @@ class ALSRouter(ColdStartRouter):
         with threadpool_limits(1, "blas"):  # implicit checks BLAS threads (and warns) when the model is built
             model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=1.0,
                                             iterations=self.iterations, random_state=self.seed)
+            model.cg_steps = self.cg_steps  # a public attribute, not an __init__ argument, in implicit 0.7
             model.fit(user_items, show_progress=False)
         llm_factors = np.asarray(model.item_factors)
         return np.asarray(model.user_factors), llm_factors, np.zeros(len(llm_factors), dtype=np.float32)

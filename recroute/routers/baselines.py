@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import RoutingData
-from .base import Queries, Router, best_set_labels, torch_single_thread
+from .base import Queries, Router, best_set_labels, torch_threads
 from .debias import ips_weights, record_weights
 
 
@@ -69,7 +69,7 @@ class LinearRouter(Router):
         return torch.nn.Linear(dim, outputs)
 
     def _fit(self, train: RoutingData) -> None:
-        with torch_single_thread():
+        with torch_threads(train.n_prompts * train.n_models):
             self._train(train)
 
     def _train(self, train: RoutingData) -> None:

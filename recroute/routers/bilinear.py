@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import RoutingData
-from .base import torch_single_thread
+from .base import torch_threads
 from .debias import record_weights
 from .latent import LatentFactorRouter
 
@@ -30,7 +30,7 @@ class BilinearRouter(LatentFactorRouter):
         self.debias_clip = debias_clip
 
     def _fit(self, train: RoutingData) -> None:
-        with torch_single_thread():
+        with torch_threads(train.n_prompts * train.n_models):
             self._train(train)
 
     def _train(self, train: RoutingData) -> None:

@@ -95,9 +95,9 @@ class MLPColdStart:
                                    torch.nn.Linear(self.hidden, outputs))
 
     def fit(self, embeddings: np.ndarray, factors: np.ndarray) -> "MLPColdStart":
-        from .base import torch_single_thread
+        from .base import torch_threads
 
-        with torch_single_thread() as torch:
+        with torch_threads(np.size(factors)) as torch:
             torch.manual_seed(self.seed)
             x = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
             y = np.asarray(factors, dtype=np.float32)

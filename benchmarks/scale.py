@@ -1,7 +1,7 @@
 """How recroute's cost grows with the matrix, up to RouterEval's size (issue 7).
 
-    python benchmarks/scale.py                        # 1,000 × 100 up to 25,000 × 8,500 (about an hour)
-    python benchmarks/scale.py --sizes 1000x100       # the CI smoke size (seconds)
+    python benchmarks/scale.py                        # 1,000 × 100 up to 25,000 × 8,500 (about 80 minutes)
+    python benchmarks/scale.py --sizes 1000x100       # the CI smoke size (about two minutes)
     python benchmarks/scale.py --json docs/results/scale.json --plot docs/scale.png
 
 For each size `recroute synth` writes the matrix (dense .npz, 0/1 outcomes

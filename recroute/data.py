@@ -244,20 +244,23 @@ class Split(NamedTuple):
 
 
 def csr_of_observed(matrix: np.ndarray, block: int = 2048) -> sp.csr_matrix:
-    """The non-NaN cells of a dense float matrix as CSR (zeros kept), built in row blocks so a
-    dense matrix never materialises int64 coordinate arrays."""
+    """The non-NaN cells of a dense float matrix as CSR (zeros kept), built in row blocks straight
+    into preallocated arrays: no int64 coordinates and no second copy of the records."""
     indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
-    indices, data = [], []
-    for start in range(0, max(matrix.shape[0], 1), block):
+    for start in range(0, matrix.shape[0], block):  # first pass: how many cells each row keeps
+        indptr[start + 1:start + 1 + block] = (~np.isnan(matrix[start:start + block])).sum(axis=1)
+    np.cumsum(indptr, out=indptr)
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    data = np.empty(indptr[-1], dtype=matrix.dtype)
+    for start in range(0, matrix.shape[0], block):
         chunk = matrix[start:start + block]
         mask = ~np.isnan(chunk)
-        indptr[start + 1:start + 1 + len(chunk)] = mask.sum(axis=1)
-        indices.append(np.nonzero(mask)[1].astype(np.int32))
-        data.append(chunk[mask])
-    np.cumsum(indptr, out=indptr)
+        low, high = indptr[start], indptr[start + len(chunk)]
+        indices[low:high] = np.nonzero(mask)[1]
+        data[low:high] = chunk[mask]
     if indptr[-1] < np.iinfo(np.int32).max:
         indptr = indptr.astype(np.int32)
-    return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr), shape=matrix.shape)
+    return sp.csr_matrix((data, indices, indptr), shape=matrix.shape)
 
 
 def _strings(values, n, name, src, unique=False) -> np.ndarray:

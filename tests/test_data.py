@@ -154,3 +154,16 @@ def test_concat_unions_llms():
     assert list(both.groups) == ["x", "y", "y"] and both.source == "both"
     with pytest.raises(RecrouteError, match="'groups' is present in some parts"):
         RoutingData.concat([one, RoutingData(scores=[[1]], prompt_ids=["q9"], models=["a"])], source="mixed")
+
+
+@pytest.mark.parametrize("block", [1, 2, 2048])
+def test_csr_of_observed_keeps_every_observed_cell_zeros_included(block):
+    from recroute.data import csr_of_observed
+
+    matrix = np.array([[1.0, np.nan, 0.0], [np.nan, np.nan, np.nan], [0.5, 0.0, np.nan]], dtype=np.float32)
+    csr = csr_of_observed(matrix, block=block)
+    assert csr.dtype == np.float32 and csr.indices.dtype == np.int32
+    assert csr.indptr.tolist() == [0, 2, 2, 4]
+    assert csr.indices.tolist() == [0, 2, 0, 1]
+    assert csr.data.tolist() == [1.0, 0.0, 0.5, 0.0]  # stored zeros are observed wrong answers, kept
+    assert csr_of_observed(np.empty((0, 3), dtype=np.float32)).shape == (0, 3)

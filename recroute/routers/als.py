@@ -13,7 +13,7 @@ enter through the cold-start map.
 implicit solves each half-step approximately, with ``cg_steps`` conjugate-
 gradient steps per row (its default is 3); a sweep costs about
 (1 + cg_steps) passes over the records, so 2 steps fit a RouterEval-sized
-matrix a quarter faster (``benchmarks/scale.py`` measures both, with the
+matrix a fifth faster (``benchmarks/scale.py`` measures both, with the
 routing quality each reaches).
 """
 from __future__ import annotations

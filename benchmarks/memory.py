@@ -11,12 +11,12 @@ and the resident memory measured after each step and at its peak.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from scale import synthesize  # benchmarks/ is on the path when this script runs
 
 GIB = 2**30
 
@@ -69,8 +69,7 @@ def main() -> None:
     step("python and the libraries imported", lambda: None)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "synth.npz"
-        subprocess.run([str(Path(sys.executable).with_name("recroute")), "synth", "--prompts", str(prompts),
-                        "--llms", str(llms), "--out", str(path)], check=True, capture_output=True)
+        synthesize(prompts, llms, path)
         data = step("outcome matrix loaded", lambda: load(path))
     router = step("ALS fitted (64 factors, 15 iterations)",
                   lambda: make_router("als", factors=64, iterations=15).fit(data))

@@ -114,6 +114,12 @@ def recroute_command() -> str:
     return str(Path(sys.executable).with_name("recroute"))  # the console script of this environment
 
 
+def synthesize(prompts: int, llms: int, path: Path) -> None:
+    """`recroute synth`, as a user runs it."""
+    subprocess.run([recroute_command(), "synth", "--prompts", str(prompts), "--llms", str(llms), "--out", str(path)],
+                   check=True, capture_output=True)
+
+
 def run_child(*args: str) -> dict:
     child = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True)
     if child.returncode:
@@ -124,8 +130,7 @@ def run_child(*args: str) -> dict:
 def measure_size(prompts: int, llms: int, workdir: Path, protocol: bool) -> list[dict]:
     path = workdir / f"synth_{prompts}x{llms}.npz"
     start = time.perf_counter()
-    subprocess.run([recroute_command(), "synth", "--prompts", str(prompts), "--llms", str(llms), "--out", str(path)],
-                   check=True, capture_output=True)
+    synthesize(prompts, llms, path)
     base = {"prompts": prompts, "llms": llms, "records": prompts * llms, "synth_s": time.perf_counter() - start}
     rows = []
     for label, (name, params, max_records) in ROUTERS.items():

@@ -330,23 +330,6 @@ def _params(pairs: tuple[str, ...]) -> dict:
     return params
 
 
-def _check_param_types(router, params: dict) -> None:
-    """A --param value must have its default's type (an int for epochs, a number for a rate, a string)."""
-    defaults = router.get_params()
-    for key, value in params.items():
-        default = defaults.get(key)
-        if isinstance(default, bool) or not isinstance(default, (int, float, str)):
-            continue  # unknown names are left to the router's own error
-        if isinstance(default, str):
-            ok, kind = isinstance(value, str), "a string"
-        elif isinstance(default, int):
-            ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
-        else:
-            ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
-        if not ok:
-            raise RecrouteError(f"--param {key}={json.dumps(value)}: {key} must be {kind}.")
-
-
 @main.command()
 @data_option
 @pickle_option
@@ -362,7 +345,6 @@ def fit(data_name, allow_pickle, router_name, param_pairs, out):
     from .store import save_router
 
     params = _params(param_pairs)
-    _check_param_types(make_router(router_name), params)
     make_router(router_name, **params)  # fail before any work on a bad name or parameter
     data = _with_embeddings(bundled.resolve(data_name, allow_pickle=allow_pickle), [router_name])
     factory = lambda: make_router(router_name, **params)  # noqa: E731
@@ -475,10 +457,12 @@ def synth(n_prompts, n_llms, skills, dim, seed, out):
 
 
 def _read_prompts(path: Path) -> list[str]:
+    from .loaders import parse_json
+
     if not path.is_file():
         raise RecrouteError(f"{path}: file not found.")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a byte-order mark is not prompt text
     except UnicodeDecodeError:
         raise RecrouteError(f"{path}: is not UTF-8 text.") from None
     if path.suffix.lower() != ".jsonl":
@@ -489,9 +473,10 @@ def _read_prompts(path: Path) -> list[str]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise RecrouteError(f"{path}:{number}: invalid JSON.") from None
+                record = parse_json(line)
+            except (ValueError, RecursionError):
+                raise RecrouteError(f"{path}:{number}: invalid JSON (malformed, nested too deeply, "
+                                    "or a key given twice).") from None
             if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
                 raise RecrouteError(f"{path}:{number}: expected an object with a 'prompt' string.")
             texts.append(record["prompt"])

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .cost import CostModel
+from .data import check_unicode
 from .embed import Encoder
 from .errors import RecrouteError
 from .routers import Queries, Router
@@ -48,6 +49,7 @@ class ServedRouter:
         if (cost_weight is not None or budget is not None) and self.cost_model is None:
             raise RecrouteError(f"{self.source}: was fitted without costs or prices, so it cannot route by cost; "
                                 "fit it on data that has them (routerbench, llmrouter).")
+        check_unicode(list(texts), "prompt")
         names = self.models if pool is None else list(pool)
         if pool is not None:
             self.router.columns(names)  # unknown names fail before any encoding, with the router's message

@@ -23,7 +23,9 @@ import numpy as np
 
 from .cost import CostModel
 from .errors import RecrouteError
-from .routers import ROUTERS, Router
+from .loaders import parse_json
+from .routers import ROUTERS, Router, make_router
+from .safeio import read_npz
 
 FORMAT = "recroute-router"
 FORMAT_VERSION = 1
@@ -84,24 +86,26 @@ def save_router(router: Router, folder, *, embedding_model: str, data_source: st
 
 
 def load_router(folder) -> tuple[Router, dict]:
-    """Read a router folder back: the fitted router and its manifest."""
+    """Read a router folder back: the fitted router and its manifest, every array checked against it."""
     folder = Path(folder)
     manifest = read_manifest(folder)
-    cls = ROUTERS.get(manifest["router"])
-    if cls is None:
+    if manifest["router"] not in ROUTERS:
         raise RecrouteError(f"{folder}: names an unknown router {manifest['router']!r}.")
     try:
-        router = cls(**manifest["params"])
-    except TypeError as exc:
-        raise RecrouteError(f"{folder}: hyperparameters do not fit router {manifest['router']!r} ({exc}).") from None
+        router = make_router(manifest["router"], **manifest["params"])
+    except RecrouteError as exc:
+        raise RecrouteError(f"{folder}: hyperparameters do not fit router {manifest['router']!r} "
+                            f"({str(exc).rstrip('.')}).") from None
+    if not router.servable:
+        raise RecrouteError(f"{folder}: names router {manifest['router']!r}, which cannot be saved or served.")
     path = folder / ARRAYS
     if not zipfile.is_zipfile(path):
         raise RecrouteError(f"{path}: missing or not an .npz archive; the router folder is corrupt.")
+    arrays = _read_folder_npz(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
         if [str(m) for m in arrays.get("models_", [])] != manifest["models"]:
             raise RecrouteError(f"{folder}: the LLMs in {ARRAYS} do not match the manifest; the folder is corrupt.")
+        _check_arrays(path, arrays, router.array_shapes(), manifest)
         router.load_state(arrays)
     except RecrouteError as exc:
         if str(exc).startswith(str(folder)):
@@ -124,9 +128,13 @@ def load_cost_model(folder) -> CostModel | None:
     path = folder / COST
     if not zipfile.is_zipfile(path):
         raise RecrouteError(f"{path}: missing or not an .npz archive; the router folder is corrupt.")
+    arrays = _read_folder_npz(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            cost_model = CostModel(**manifest["cost"]).load_state({k: npz[k] for k in npz.files})
+        output_tokens = manifest["cost"].get("output_tokens")
+        if isinstance(output_tokens, bool) or not isinstance(output_tokens, int) or output_tokens < 0:
+            raise RecrouteError(f"its output_tokens {output_tokens!r} is not a non-negative integer")
+        _check_arrays(path, arrays, CostModel.ARRAY_SHAPES, manifest)
+        cost_model = CostModel(**manifest["cost"]).load_state(arrays)
     except RecrouteError as exc:
         raise RecrouteError(f"{path}: {str(exc).rstrip('.')}; the router folder is corrupt.") from None
     except (ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
@@ -136,6 +144,48 @@ def load_cost_model(folder) -> CostModel | None:
     return cost_model
 
 
+def _read_folder_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        return read_npz(path)
+    except RecrouteError as exc:
+        raise RecrouteError(f"{str(exc).rstrip('.')}; the folder is corrupt.") from None
+
+
+def _check_arrays(path: Path, arrays: dict[str, np.ndarray], shapes: dict[str, tuple[str, tuple]],
+                  manifest: dict) -> None:
+    """The one check of a folder's arrays against what its router declares (``Router.array_shapes``):
+    names, kinds, shapes consistent with the manifest's LLMs and embedding width, finite values."""
+    sizes = {"m": len(manifest["models"])}
+    if isinstance(manifest.get("embedding_dim"), int):
+        sizes["d"] = manifest["embedding_dim"]
+    required = {name for name in shapes if not name.endswith("?")}
+    known = {name.rstrip("?") for name in shapes}
+    missing, extra = sorted(required - set(arrays)), sorted(set(arrays) - known)
+    if missing or extra:
+        raise RecrouteError(f"lacks the array '{missing[0]}'" if missing else
+                            f"holds an unexpected array '{extra[0]}' (is it another router's?)")
+    for spec_name, (kind, shape) in shapes.items():
+        name = spec_name.rstrip("?")
+        if name not in arrays:
+            continue
+        array = arrays[name]
+        ok_kind = {"f": "f", "F": "f", "U": "U", "u1": "u"}[kind] == array.dtype.kind
+        if ok_kind and kind == "u1":
+            ok_kind = array.dtype == np.uint8
+        if not ok_kind:
+            raise RecrouteError(f"array '{name}' has dtype {array.dtype}, not {_KIND_NAMES[kind]}")
+        expected = tuple(sizes.setdefault(size, actual) if isinstance(size, str) else size
+                         for size, actual in zip(shape, array.shape))
+        if array.ndim != len(shape) or array.shape != expected:
+            wanted = tuple(sizes.get(size, size) if isinstance(size, str) else size for size in shape)
+            raise RecrouteError(f"array '{name}' has shape {array.shape}, expected {wanted}")
+        if kind == "f" and not np.isfinite(array).all() or kind == "F" and np.isinf(array).any():
+            raise RecrouteError(f"array '{name}' holds NaN or infinite values")
+
+
+_KIND_NAMES = {"f": "floats", "F": "floats", "U": "strings", "u1": "bytes (uint8)"}
+
+
 def read_manifest(folder: Path) -> dict:
     path = folder / MANIFEST
     if not folder.is_dir():
@@ -143,9 +193,11 @@ def read_manifest(folder: Path) -> dict:
     if not path.is_file():
         raise RecrouteError(f"{folder}: not a recroute router folder (no {MANIFEST}).")
     try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        manifest = parse_json(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
         raise RecrouteError(f"{path}: is not valid JSON ({exc}).") from None
+    except RecursionError:
+        raise RecrouteError(f"{path}: is not valid JSON (nested too deeply).") from None
     except OSError as exc:
         raise RecrouteError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:

@@ -1,0 +1,224 @@
+"""Issue 13's reproductions: each once broke the promise that bad input is one sentence naming it, exit 2.
+
+Grouped by cause: tracebacks while reading (1), router folders trusted at load (2),
+unchecked hyperparameters (5), outputs (3, 4), accepted-but-wrong input (6), refusals
+that broke the one-line form (7) and router folders lost or half-updated (8).
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from conftest import assert_cli_error, run_cli
+from recroute.data import RoutingData
+from recroute.errors import RecrouteError
+from recroute.loaders import load
+from recroute.routers import make_router
+from recroute.store import ARRAYS, COST, MANIFEST, load_cost_model, load_router, save_router
+
+MODELS = ["m0", "m1", "m2"]
+
+
+def _write(path, content):
+    if callable(content):
+        content(path)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def _npz(**arrays):
+    def write(path):
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+    return write
+
+
+def _refused(path, *fragments, args=()):
+    """The CLI refuses ``path`` in one line naming it, exit 2; the library raises RecrouteError."""
+    assert_cli_error(run_cli("info", "--data", path, *args), str(path), *fragments)
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+BASE = dict(scores=np.ones((2, 1)), prompt_ids=np.array(["p", "q"]), models=np.array(["m"]))
+TEXTS = "héllo".encode() + b"w"
+
+# -- 1. tracebacks while reading ----------------------------------------------------------------
+READ_CASES = {
+    "400-digit integer score, jsonl": ("a.jsonl", '{"prompt_id": "p", "model": "a", "score": %s}\n' % ("9" * 400),
+                                       "too large"),
+    "400-digit integer cost, jsonl": ("a.jsonl", '{"prompt_id": "p", "model": "a", "score": 1, "cost": %s}\n'
+                                      % ("9" * 400), "too large"),
+    "400-digit integer score, json": ("a.json", '[{"question": "q", "scores": {"a": %s}}]' % ("9" * 400), "too large"),
+    "400-digit score, csv": ("a.csv", "prompt_id,model,score\np,a,%s\n" % ("9" * 400), "too large"),
+    "json nested deeply": ("a.json", DEEP, "nested too deeply"),
+    "jsonl nested deeply": ("a.jsonl", DEEP + "\n", "nested too deeply"),
+    "lone surrogate LLM name": ("a.jsonl", '{"prompt_id": "p", "model": "\\ud800", "score": 1}\n', "not valid UTF-8"),
+    "prompts_utf8 without offsets": ("a.npz", _npz(**BASE, prompts_utf8=np.frombuffer(b"ab", np.uint8)),
+                                     "without the other"),
+    "offsets split a character": ("a.npz", _npz(**BASE, prompts_utf8=np.frombuffer(TEXTS, np.uint8),
+                                                prompts_offsets=np.array([0, 2, len(TEXTS)])), "not UTF-8"),
+    "float offsets": ("a.npz", _npz(**BASE, prompts_utf8=np.frombuffer(TEXTS, np.uint8),
+                                    prompts_offsets=np.array([0.0, 3.0, len(TEXTS)])), "'prompts_offsets' must be"),
+    "offsets past the end": ("a.npz", _npz(**BASE, prompts_utf8=np.frombuffer(TEXTS, np.uint8),
+                                           prompts_offsets=np.array([0, 3, 99])), "'prompts_offsets' must be"),
+}
+
+
+@pytest.mark.parametrize("case", list(READ_CASES))
+def test_reading_bad_input_is_one_line_never_a_traceback(case, tmp_path):
+    name, content, fragment = READ_CASES[case]
+    path = _write(tmp_path / name, content)
+    _refused(path, fragment)
+    with pytest.raises(RecrouteError):
+        load(path)
+
+
+class _Raises:
+    def __reduce__(self):
+        return (int, ("not a number",))  # runs int("not a number") when unpickled: a ValueError
+
+
+@pytest.mark.parametrize("payload, fragment", [
+    (b"cno_such_module\nobj\n.", "ModuleNotFoundError"),  # protocol 0: GLOBAL module name, STOP
+    (b"cjson\nno_such_attribute\n.", "AttributeError"),
+    (pickle.dumps(_Raises()), "ValueError"),
+])
+def test_a_pickle_that_fails_to_unpickle_is_one_line(payload, fragment, tmp_path):
+    path = _write(tmp_path / "bad.pkl", payload)
+    _refused(path, "cannot be unpickled", fragment, args=("--allow-pickle",))
+
+
+# -- 2. router folders are checked against their manifest at load -------------------------------------------
+def _data(n=60, dim=8, seed=0) -> RoutingData:
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(n, dim)).astype(np.float32)
+    scores = (rng.random((n, len(MODELS))) < 0.5).astype(np.float32)
+    return RoutingData(scores=scores, prompt_ids=[f"p{i}" for i in range(n)], models=MODELS, embeddings=emb,
+                       prompts=[f"prompt {i}" for i in range(n)], cost=np.full((n, len(MODELS)), 0.01, np.float32))
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """Saved routers of several kinds (one with a cost model) to copy and damage."""
+    from recroute.cost import CostModel
+
+    data, root = _data(), tmp_path_factory.mktemp("routers")
+    specs = {"bilinear": dict(factors=4, epochs=5), "als": dict(factors=4, iterations=3, cold_start="ridge"),
+             "knn": dict(k=3), "linear": dict(epochs=2)}
+    out = {}
+    for name, params in specs.items():
+        router = make_router(name, **params).fit(data)
+        out[name] = save_router(router, root / name, embedding_model="stub", embedding_dim=8,
+                                cost_model=CostModel().fit(data))
+    return out
+
+
+def _arrays(path):
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def _rewrite(name, change, file=ARRAYS):
+    def apply(folder):
+        arrays = change(_arrays(folder / file))
+        with open(folder / file, "wb") as f:
+            np.savez(f, **arrays)
+    return name, apply
+
+
+def _huge_header(folder):
+    """An array header claiming 10**12 elements over the real data (numpy would allocate them all first)."""
+    arrays = _arrays(folder / ARRAYS)
+    with zipfile.ZipFile(folder / ARRAYS, "w") as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w") as member:
+                if name == "llm_bias_":
+                    header = {"descr": "<f4", "fortran_order": False, "shape": (10**12,)}
+                    np.lib.format.write_array_header_1_0(member, header)
+                    member.write(array.tobytes())
+                else:
+                    np.lib.format.write_array(member, array)
+
+
+FOLDER_DAMAGE = {
+    "projection_ cut to 3 rows": ("bilinear", *_rewrite("x", lambda a: {**a, "projection_": a["projection_"][:3]})[1:],
+                                  "'projection_' has shape (3, 4), expected (8, 4)"),
+    "one-element calibration_": ("bilinear", _rewrite("x", lambda a: {**a, "calibration_": a["calibration_"][:1]})[1],
+                                 "'calibration_' has shape (1,)"),
+    "NaN in calibration_": ("bilinear", _rewrite("x", lambda a: {**a, "calibration_": np.array([np.nan, 1.0],
+                                                                                              np.float32)})[1],
+                            "'calibration_' holds NaN"),
+    "kNN labels_ narrowed": ("knn", _rewrite("x", lambda a: {**a, "labels_": a["labels_"][:, :2]})[1],
+                             "'labels_' has shape"),
+    "ALS cold-start weight mis-shaped": ("als", _rewrite("x", lambda a: {**a, "cold_start.coef": a["cold_start.coef"].T})[1],
+                                         "'cold_start.coef' has shape"),
+    "float64 weights as text": ("linear", _rewrite("x", lambda a: {**a, "network.bias": a["network.bias"].astype(str)})[1],
+                                "'network.bias' has dtype"),
+    "arrays.npz of another router": ("bilinear", lambda f: shutil.copy(f.parent / "knn-copy" / ARRAYS, f / ARRAYS),
+                                     "lacks the array"),
+    "manifest naming another router": ("bilinear", lambda f: (f / MANIFEST).write_text(json.dumps(
+        {**json.loads((f / MANIFEST).read_text()), "router": "linear", "params": {}})), "lacks the array"),
+    "header claiming 10**12 elements": ("bilinear", _huge_header, "claims shape (1000000000000,)"),
+}
+
+
+@pytest.mark.parametrize("case", list(FOLDER_DAMAGE))
+def test_a_router_folder_is_checked_against_its_manifest_at_load(folders, case, tmp_path):
+    source, damage, fragment = FOLDER_DAMAGE[case]
+    folder = tmp_path / "r"
+    shutil.copytree(folders[source], folder)
+    shutil.copytree(folders["knn"], tmp_path / "knn-copy")
+    damage(folder)
+    with pytest.raises(RecrouteError) as info:
+        load_router(folder)
+    assert fragment in str(info.value) and str(folder) in str(info.value), str(info.value)
+    assert_cli_error(run_cli("route", folder, "hello"), str(folder), fragment)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda a: {**a, "intercept_": np.array([np.nan, 0.0, 0.0])}, "'intercept_' holds NaN"),
+    (lambda a: {**a, "intercept_": -np.abs(a["intercept_"]) - 1}, "finite and non-negative"),
+    (lambda a: {**a, "slope_": a["slope_"][:2]}, "'slope_' has shape (2,), expected (3,)"),
+])
+def test_a_saved_cost_model_is_checked_at_load(folders, tmp_path, change, fragment):
+    folder = tmp_path / "r"
+    shutil.copytree(folders["linear"], folder)
+    _rewrite("x", change, file=COST)[1](folder)
+    with pytest.raises(RecrouteError) as info:
+        load_cost_model(folder)
+    assert fragment in str(info.value) and str(folder / COST) in str(info.value), str(info.value)
+
+
+# -- 5. hyperparameters are declared and checked --------------------------------------------------
+@pytest.mark.parametrize("router, param, fragment", [
+    ("bilinear", "lr=NaN", "lr must be a number"),
+    ("bilinear", "lr=-1", "lr must be a number at least"),
+    ("bilinear", "factors=-4", "factors must be an integer at least 1"),
+    ("bilinear", "factors=1000000000", "at most 4,096"),
+    ("bilinear", "epochs=-3", "epochs must be an integer at least 1"),
+    ("bilinear", "debias_clip=abc", "debias_clip must be a number at least 1"),
+    ("knn", "k=0", "k must be an integer at least 1"),
+    ("als", "cold_start=telepathy", "cold_start must be one of"),
+    ("mlp", "dropout=1", "dropout must be a number at least 0 and below 1"),
+    ("linear", "depth=3", "has no hyperparameter 'depth'"),
+])
+def test_a_bad_hyperparameter_is_one_sentence_before_any_work(router, param, fragment, tmp_path):
+    result = run_cli("fit", "--router", router, "--param", param, "--out", tmp_path / "r")
+    assert_cli_error(result, fragment)
+    assert not (tmp_path / "r").exists()
+    name, _, value = param.partition("=")
+    with pytest.raises(RecrouteError, match="must be|has no"):
+        make_router(router, **{name: json.loads(value) if value[0].isdigit() or value[0] == "-" else value})
+
+
+def test_good_hyperparameters_pass_and_null_turns_debiasing_off():
+    assert make_router("knn", k=1, debias_clip=None).k == 1
+    assert make_router("bilinear", lr=0.5, factors=4096, debias_clip=1.0).factors == 4096

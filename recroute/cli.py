@@ -104,7 +104,10 @@ def _progress(done: int, total: int, label: str) -> None:
 
 def _write_json(rows, path: str | None) -> None:
     if path:
-        Path(path).write_text(json.dumps(rows, indent=1, default=float) + "\n")
+        try:
+            Path(path).write_text(json.dumps(rows, indent=1, default=float) + "\n")
+        except OSError as exc:  # checked before the work started; the disk can still fill or the folder go
+            raise RecrouteError(f"{path}: cannot write ({exc.strerror or exc}).") from None
         click.echo(f"wrote {len(rows)} rows to {path}", err=True)
 
 
@@ -118,12 +121,11 @@ def _with_embeddings(data, routers):
     return data
 
 
-def _output_target(path: str | None, suffix: str) -> None:
-    """Refuse before any work if an output cannot be written, so nothing half-runs."""
-    if path and not Path(path).resolve().parent.is_dir():
-        raise RecrouteError(f"{path}: its folder does not exist.")
-    if path and suffix and not path.lower().endswith(suffix):
-        raise RecrouteError(f"{path}: expected a {suffix} file name.")
+def _output_target(path: str | None, suffix: str, inputs=()) -> None:
+    """Refuse before any work if an output cannot be written or would replace one of ``inputs``."""
+    from .safeio import check_output
+
+    check_output(path, suffix=suffix, inputs=inputs)
 
 
 @main.command("eval")
@@ -149,7 +151,7 @@ def _output_target(path: str | None, suffix: str) -> None:
 def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, seeds, reference, side_info, debias_clip,
                  no_tune, detail, json_out):
     """Run the RouterEval protocol: μ_o, V_R, V_B, E_p per router and pool size."""
-    _output_target(json_out, ".json")
+    _output_target(json_out, ".json", inputs=[data_name])
     if debias_clip is not None and not debias_clip >= 1:
         raise RecrouteError(f"--debias {debias_clip}: the clip must be at least 1.")
     routers = _csv_list(routers)
@@ -189,7 +191,9 @@ def _pm(row: dict, metric: str) -> str:
 @click.option("--seed", default=0, show_default=True)
 def scaling(data_name, allow_pickle, out, pools, seed):
     """Model-level scaling up: r_o(p) against pool size (RouterEval Figure 2)."""
-    _output_target(out, ".png")
+    json_path = str(Path(out).with_suffix(".json"))
+    _output_target(out, ".png", inputs=[data_name])
+    _output_target(json_path, ".json", inputs=[data_name])
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
     curve = protocol.scaling_curve(data, n_pools=pools, seed=seed)
     from .plots import plot_scaling
@@ -198,7 +202,6 @@ def scaling(data_name, allow_pickle, out, pools, seed):
     points = [{"m": m, "p": p, "mu": float(curve["ro"][i, j])}
               for i, p in enumerate(curve["ps"]) for j, m in enumerate(curve["sizes"])]
     points += [{"m": m, "p": "bsm", "mu": float(curve["bsm"][j])} for j, m in enumerate(curve["sizes"])]
-    json_path = str(Path(out).with_suffix(".json"))
     _write_json(points, json_path)
     headers = ["m"] + [f"r_o({p:g})" for p in curve["ps"]] + ["BSM"]
     click.echo(format_table(headers, [[m, *curve["ro"][:, j], curve["bsm"][j]]
@@ -224,8 +227,8 @@ def scaling(data_name, allow_pickle, out, pools, seed):
 def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, tolerance, strong_fraction, seeds, out,
          json_out):
     """Strong/weak routing as RouteLLM and Hybrid LLM do it: P(weak is good enough), APGR, CPT."""
-    _output_target(out, ".png")
-    _output_target(json_out, ".json")
+    _output_target(out, ".png", inputs=[data_name])
+    _output_target(json_out, ".json", inputs=[data_name])
     protocol.check_pair_options(tolerance, strong_fraction)
     routers = _csv_list(routers)
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
@@ -278,8 +281,8 @@ def pareto(data_name, allow_pickle, routers, models, output_tokens, seeds, out, 
     """Quality against cost as the cost weight λ sweeps: AIQ per router (and APGR/CPT for two LLMs)."""
     from .cost import require_costs
 
-    _output_target(out, ".png")
-    _output_target(json_out, ".json")
+    _output_target(out, ".png", inputs=[data_name])
+    _output_target(json_out, ".json", inputs=[data_name])
     routers = _csv_list(routers)
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
     require_costs(data)  # before any embedding work
@@ -342,10 +345,11 @@ def fit(data_name, allow_pickle, router_name, param_pairs, out):
     from .cost import CostModel
     from .embed import DEFAULT_MODEL
     from .routers import make_router
-    from .store import save_router
+    from .store import check_destination, save_router
 
     params = _params(param_pairs)
     make_router(router_name, **params)  # fail before any work on a bad name or parameter
+    check_destination(out, inputs=[data_name])
     data = _with_embeddings(bundled.resolve(data_name, allow_pickle=allow_pickle), [router_name])
     factory = lambda: make_router(router_name, **params)  # noqa: E731
     if not params and getattr(factory(), "param_grid", None):

@@ -25,7 +25,7 @@ from .cost import CostModel
 from .errors import RecrouteError
 from .loaders import parse_json
 from .routers import ROUTERS, Router, make_router
-from .safeio import read_npz
+from .safeio import check_output, read_npz
 
 FORMAT = "recroute-router"
 FORMAT_VERSION = 1
@@ -47,8 +47,7 @@ def save_router(router: Router, folder, *, embedding_model: str, data_source: st
         raise RecrouteError(f"{type(router).__name__} reads true outcomes, so it cannot route new prompts or be saved.")
     if not hasattr(router, "models_"):
         raise RecrouteError(f"{type(router).__name__} is not fitted; fit it before saving.")
-    if folder.exists() and (not folder.is_dir() or (not (folder / MANIFEST).exists() and any(folder.iterdir()))):
-        raise RecrouteError(f"{folder}: exists and is not a recroute router folder; refusing to overwrite it.")
+    check_destination(folder)
     name = next((key for key, cls in ROUTERS.items() if cls is type(router)), None)
     if name is None:
         raise RecrouteError(f"{type(router).__name__} is not a registered router, so it cannot be saved.")
@@ -83,6 +82,14 @@ def save_router(router: Router, folder, *, embedding_model: str, data_source: st
         shutil.rmtree(tmp, ignore_errors=True)
         raise RecrouteError(f"{folder}: cannot write the router ({exc.strerror or exc}).") from None
     return folder
+
+
+def check_destination(folder, inputs=()) -> None:
+    """Refuse a folder a router cannot be written to: unwritable, one of ``inputs``, or holding something else."""
+    folder = Path(folder)
+    check_output(folder, inputs=inputs, folder=True)
+    if folder.is_dir() and not (folder / MANIFEST).exists() and any(folder.iterdir()):
+        raise RecrouteError(f"{folder}: exists and is not a recroute router folder; refusing to overwrite it.")
 
 
 def load_router(folder) -> tuple[Router, dict]:

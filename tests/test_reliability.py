@@ -7,6 +7,7 @@ that broke the one-line form (7) and router folders lost or half-updated (8).
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 import zipfile
@@ -222,3 +223,75 @@ def test_a_bad_hyperparameter_is_one_sentence_before_any_work(router, param, fra
 def test_good_hyperparameters_pass_and_null_turns_debiasing_off():
     assert make_router("knn", k=1, debias_clip=None).k == 1
     assert make_router("bilinear", lr=0.5, factors=4096, debias_clip=1.0).factors == 4096
+
+
+# -- 3, 4. outputs are checked before the work, and never replace an input ----------------------------
+SMALL_DATA = "prompt_id,model,score,cost\n" + "".join(
+    f"p{i},m{j},{(i + j) % 2},0.0{j + 1}\n" for i in range(12) for j in range(3))
+
+
+@pytest.fixture
+def small(tmp_path):
+    return _write(tmp_path / "d.csv", SMALL_DATA)
+
+
+def _unchanged(path, before):
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", [
+    lambda d, t: ["eval", "--data", d, "--routers", "bsm", "--json", t],
+    lambda d, t: ["scaling", "--data", d, "--out", t.with_suffix(".png")],
+    lambda d, t: ["pair", "--data", d, "--routers", "bsm", "--out", t.with_suffix(".png")],
+    lambda d, t: ["pareto", "--data", d, "--routers", "bsm", "--out", t.with_suffix(".png")],
+    lambda d, t: ["pair", "--data", d, "--routers", "bsm", "--json", t],
+])
+def test_an_output_onto_a_folder_is_refused_before_the_work(small, tmp_path, command):
+    target = tmp_path / "taken.json"
+    target.mkdir()
+    target.with_suffix(".png").mkdir()
+    assert_cli_error(run_cli(*command(small, target)), "is a folder")
+
+
+def test_an_output_under_a_file_is_refused(small, tmp_path):
+    assert_cli_error(run_cli("eval", "--data", small, "--routers", "bsm", "--json", small / "x.json"),
+                     f"{small} is a file")
+    assert_cli_error(run_cli("fit", "--data", small, "--router", "bsm", "--out", small / "r"), f"{small} is a file")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_an_output_into_a_read_only_folder_is_refused(small, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert_cli_error(run_cli("eval", "--data", small, "--routers", "bsm", "--json", locked / "x.json"),
+                         "cannot be written")
+        assert_cli_error(run_cli("fit", "--data", small, "--router", "bsm", "--out", locked / "sub" / "r"),
+                         "cannot be written")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_an_unwritable_destination_is_refused_where_it_is_checked(small, tmp_path, monkeypatch):
+    """The same check run as root: the probe file cannot be created (as on a read-only file system)."""
+    import tempfile as tempfile_module
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(tempfile_module, "TemporaryFile", refuse)
+    result = run_cli("eval", "--data", small, "--routers", "bsm", "--json", tmp_path / "x.json")
+    assert_cli_error(result, "cannot be written", "Read-only file system")
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_no_command_writes_over_its_input(tmp_path):
+    data = _write(tmp_path / "d.json", json.dumps([{"question": f"q{i}", "scores": {"a": i % 2, "b": 1 - i % 2}}
+                                                   for i in range(12)]))
+    before = data.read_bytes()
+    assert_cli_error(run_cli("eval", "--data", data, "--routers", "bsm", "--json", data), "is one of this command's inputs")
+    _unchanged(data, before)
+    assert_cli_error(run_cli("scaling", "--data", data, "--out", tmp_path / "d.png"), "is one of this command's inputs")
+    _unchanged(data, before)
+    assert not (tmp_path / "d.png").exists()

@@ -6,8 +6,10 @@ traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -20,13 +22,17 @@ from .report import format_table
 
 
 class _Group(click.Group):
-    """Turns library errors into one sentence and a non-zero exit."""
+    """Turns library errors, and click's usage errors, into one sentence and exit status 2."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except RecrouteError as exc:
             click.echo(f"recroute: error: {exc}", err=True)
+            sys.exit(2)
+        except click.UsageError as exc:  # click's own form is four lines: usage, a hint, a blank, the error
+            command = exc.ctx.command_path if exc.ctx else ctx.command_path
+            click.echo(f"recroute: error: {command}: {exc.format_message()}", err=True)
             sys.exit(2)
 
 
@@ -88,10 +94,17 @@ def info(data_name, allow_pickle):
 
 
 def _csv_list(text: str, kind=str) -> list:
+    """A comma-separated option: at least one item, none twice (an empty list would run nothing and exit 0)."""
     try:
-        return [kind(part.strip()) for part in text.split(",") if part.strip()]
+        items = [kind(part.strip()) for part in text.split(",") if part.strip()]
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a comma-separated list of {kind.__name__}s.") from None
+    if not items:
+        raise click.BadParameter(f"{text!r} names nothing; give a comma-separated list of {kind.__name__}s.")
+    repeated = next((item for k, item in enumerate(items) if item in items[:k]), None)
+    if repeated is not None:
+        raise click.BadParameter(f"{text!r} names {repeated!r} twice.")
+    return items
 
 
 def _progress(done: int, total: int, label: str) -> None:
@@ -155,18 +168,23 @@ def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, seeds, re
     if debias_clip is not None and not debias_clip >= 1:
         raise RecrouteError(f"--debias {debias_clip}: the clip must be at least 1.")
     routers = _csv_list(routers)
+    sizes, group_names = _csv_list(pool_sizes, int), _csv_list(groups)  # before any work
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
     if reference is not None:
         try:
             reference = float(reference)
         except ValueError:
             data.model_index([reference])
+        else:
+            if not (np.isfinite(reference) and reference > 0):
+                raise RecrouteError(f"--reference {reference}: a number must be finite and positive (V_R divides by it).")
     data = _with_embeddings(data, routers)
-    rows = protocol.evaluate(
-        data, routers, pool_sizes=_csv_list(pool_sizes, int), groups=_csv_list(groups),
-        seeds=range(seeds), reference=reference, side_info=side_info, debias_clip=debias_clip, tune=not no_tune,
-        progress=_progress,
-    )
+    with _evaluating(data):
+        rows = protocol.evaluate(
+            data, routers, pool_sizes=sizes, groups=group_names,
+            seeds=range(seeds), reference=reference, side_info=side_info, debias_clip=debias_clip, tune=not no_tune,
+            progress=_progress,
+        )
     by = ("router", "m", "group") if detail else ("router", "m")
     order = list(dict.fromkeys(r["router"] for r in rows))
     table = protocol.summarize(rows, by=by)
@@ -177,6 +195,23 @@ def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, seeds, re
         for r in table
     ]))
     _write_json(rows, json_out)
+
+
+@contextlib.contextmanager
+def _evaluating(data):
+    """Data too thin for the protocol (one prompt, nothing observed) fails deep inside a metric: say which
+    data, in one line. numpy's warnings about empty slices, which the tables show as NaN, stay off stderr."""
+    if not data.observed.any():
+        raise RecrouteError(f"{data.source}: holds no observed outcome to evaluate on.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            yield
+        except RecrouteError as exc:
+            if str(exc).startswith(data.source):
+                raise
+            raise RecrouteError(f"{data.source}: cannot be evaluated ({str(exc).rstrip('.')}); "
+                                f"it has {data.n_prompts} prompts.") from None
 
 
 def _pm(row: dict, metric: str) -> str:
@@ -195,7 +230,8 @@ def scaling(data_name, allow_pickle, out, pools, seed):
     _output_target(out, ".png", inputs=[data_name])
     _output_target(json_path, ".json", inputs=[data_name])
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
-    curve = protocol.scaling_curve(data, n_pools=pools, seed=seed)
+    with _evaluating(data):
+        curve = protocol.scaling_curve(data, n_pools=pools, seed=seed)
     from .plots import plot_scaling
 
     plot_scaling(curve, f"{Path(data.source).stem}: r_o(p) vs pool size", out)
@@ -245,8 +281,9 @@ def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, toleranc
             raise RecrouteError(f"{data.source}: no prompt group starts with {prompt_groups!r}.")
         data = data.subset(prompts=keep)
     data = _with_embeddings(data, routers)
-    rows, result = protocol.evaluate_pair(data, routers, strong=strong, weak=weak, seeds=range(seeds),
-                                          tolerance=tolerance, strong_fraction=strong_fraction, progress=_progress)
+    with _evaluating(data):
+        rows, result = protocol.evaluate_pair(data, routers, strong=strong, weak=weak, seeds=range(seeds),
+                                              tolerance=tolerance, strong_fraction=strong_fraction, progress=_progress)
     click.echo(f"strong {result['pair'][0]} μ={result['strong']:.3f}, weak {result['pair'][1]} "
                f"μ={result['weak']:.3f}, means over {seeds} seeds")
     table = []
@@ -272,7 +309,7 @@ def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, toleranc
 @pickle_option
 @click.option("--routers", default="bsm,knn,linear,mlp,bilinear", show_default=True)
 @click.option("--models", default=None, help="Comma-separated LLMs to route among (default: all).")
-@click.option("--output-tokens", default=256, show_default=True,
+@click.option("--output-tokens", default=256, show_default=True, type=click.IntRange(min=0),
               help="Assumed answer length when costs come from per-token prices.")
 @click.option("--seeds", default=3, show_default=True)
 @click.option("--out", required=True, help="PNG of mean score against mean cost per query.")
@@ -290,8 +327,9 @@ def pareto(data_name, allow_pickle, routers, models, output_tokens, seeds, out, 
     if models:
         data.model_index(models)
     data = _with_embeddings(data, routers)
-    result = protocol.cost_quality(data, routers, seeds=range(seeds), models=models, output_tokens=output_tokens,
-                                   progress=_progress)
+    with _evaluating(data):
+        result = protocol.cost_quality(data, routers, seeds=range(seeds), models=models, output_tokens=output_tokens,
+                                       progress=_progress)
     rows = result["rows"]
     two = len(result["models"]) == 2
     headers = ["router", "AIQ"] + (["APGR", "CPT(50%)", "CPT(80%)"] if two else []) + ["best score", "its cost"]
@@ -411,6 +449,8 @@ def add_llm(folder, data_name, allow_pickle, name):
         if data.n_models != 1:
             raise RecrouteError(f"{data.source}: holds {data.n_models} LLMs; name the one to add with --name.")
         name = str(data.models[0])
+    if name in served.models:  # before anything about prices, which would only distract from this
+        raise RecrouteError(f"{folder}: already routes to {name!r}; remove it first to replace it.")
     data = data.subset(models=[name])
     data = data.subset(prompts=data.observed[:, 0])
     if data.n_prompts == 0:

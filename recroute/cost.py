@@ -48,6 +48,9 @@ class CostModel:
     """Predicted dollars per query of each LLM from the prompt's length."""
 
     def __init__(self, output_tokens: int = 256):
+        if isinstance(output_tokens, bool) or not isinstance(output_tokens, int) or output_tokens < 0:
+            raise RecrouteError(f"the assumed answer length must be a non-negative integer of tokens, "
+                                f"got {output_tokens!r}.")
         self.output_tokens = output_tokens
 
     def fit(self, data: RoutingData) -> "CostModel":

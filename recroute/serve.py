@@ -57,7 +57,7 @@ class ServedRouter:
         fitted_dim = self.manifest.get("embedding_dim")
         if fitted_dim is not None and queries.embeddings.shape[1] != fitted_dim:
             raise RecrouteError(
-                f"this router was fitted on {fitted_dim}-dimensional prompt embeddings, but "
+                f"{self.source}: was fitted on {fitted_dim}-dimensional prompt embeddings, but "
                 f"{self.encoder.model} gives {queries.embeddings.shape[1]}; fit it on prompt texts "
                 f"(recroute encodes them) or on embeddings of {self.encoder.model}."
             )

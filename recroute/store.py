@@ -137,9 +137,6 @@ def load_cost_model(folder) -> CostModel | None:
         raise RecrouteError(f"{path}: missing or not an .npz archive; the router folder is corrupt.")
     arrays = _read_folder_npz(path)
     try:
-        output_tokens = manifest["cost"].get("output_tokens")
-        if isinstance(output_tokens, bool) or not isinstance(output_tokens, int) or output_tokens < 0:
-            raise RecrouteError(f"its output_tokens {output_tokens!r} is not a non-negative integer")
         _check_arrays(path, arrays, CostModel.ARRAY_SHAPES, manifest)
         cost_model = CostModel(**manifest["cost"]).load_state(arrays)
     except RecrouteError as exc:

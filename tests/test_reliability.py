@@ -295,3 +295,104 @@ def test_no_command_writes_over_its_input(tmp_path):
     assert_cli_error(run_cli("scaling", "--data", data, "--out", tmp_path / "d.png"), "is one of this command's inputs")
     _unchanged(data, before)
     assert not (tmp_path / "d.png").exists()
+
+
+# -- 6. input that was accepted but read wrong ----------------------------------------------------------------
+def _pickled(obj):
+    return pickle.dumps(obj)
+
+
+WRONG_CASES = {
+    "stray quote swallows the CSV": ("a.csv", 'prompt_id,model,score,prompt\np1,a,1,"what\np2,a,1,x\np3,a,0,y\n',
+                                     "malformed CSV"),
+    "ids 1 and '1'": ("a.jsonl", '{"prompt_id": 1, "model": "a", "score": 1}\n'
+                                 '{"prompt_id": "1", "model": "b", "score": 0}\n', "use one type for ids"),
+    "ids true and 'True'": ("a.jsonl", '{"prompt_id": true, "model": "a", "score": 1}\n'
+                                       '{"prompt_id": "True", "model": "b", "score": 0}\n',
+                            "'prompt_id' must be a string or an integer"),
+    "repeated JSON key": ("a.json", '[{"question": "q", "scores": {"a": 1, "a": 0}}]', "'a' appears twice"),
+    "repeated JSONL key": ("a.jsonl", '{"prompt_id": "p", "model": "a", "score": 1, "score": 0}\n', "appears twice"),
+    "list as LLM name": ("a.jsonl", '{"prompt_id": "p", "model": ["a"], "score": 1}\n', "'model' must be a string"),
+    "NaN as LLM name": ("a.jsonl", '{"prompt_id": "p", "model": NaN, "score": 1}\n', "'model' must be a string"),
+    "object as LLM name": ("a.jsonl", '{"prompt_id": "p", "model": {}, "score": 1}\n', "'model' must be a string"),
+    "misspelled column after line 1": ("a.jsonl", '{"prompt_id": "p", "model": "a", "score": 1}\n'
+                                                  '{"prompt_id": "q", "model": "a", "score": 1, "scroe": 0}\n',
+                                       "did you mean 'score'"),
+    "1_0 as a number": ("a.csv", "prompt_id,model,score\np,a,1_0\n", "is not a number"),
+    "Arabic-Indic digits": ("a.csv", "prompt_id,model,score\np,a,\u0661\n", "is not a number"),
+    "complex scores": ("a.npz", _npz(scores=np.ones((2, 1), complex), prompt_ids=np.array(["p", "q"]),
+                                     models=np.array(["m"])), "must hold real numbers"),
+    "timedelta scores": ("a.npz", _npz(scores=np.ones((2, 1), "m8[s]"), prompt_ids=np.array(["p", "q"]),
+                                       models=np.array(["m"])), "must hold real numbers"),
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG_CASES))
+def test_input_once_read_wrong_is_refused(case, tmp_path):
+    name, content, fragment = WRONG_CASES[case]
+    _refused(_write(tmp_path / name, content), fragment)
+
+
+def test_a_pickle_whose_model_is_a_string_is_refused(tmp_path):
+    obj = {"model": "ab", "data": {"train_score": np.ones((2, 2))}}
+    _refused(_write(tmp_path / "r.pkl", _pickled(obj)), "'model' must be a list of LLM names", args=("--allow-pickle",))
+
+
+def test_a_bom_is_not_part_of_a_column_name_or_a_prompt(tmp_path):
+    from recroute.cli import _read_prompts
+
+    path = _write(tmp_path / "a.csv", "\ufeffprompt_id,model,score\np,a,1\n")
+    assert list(load(path).prompt_ids) == ["p"]
+    prompts = _write(tmp_path / "p.jsonl", '\ufeff{"prompt": "hi"}\n')
+    assert _read_prompts(prompts) == ["hi"]
+    assert _read_prompts(_write(tmp_path / "p.txt", "\ufeffhello\n")) == ["hello"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["eval", "--pool-sizes", ""], "names nothing"),
+    (["eval", "--routers", ""], "names nothing"),
+    (["eval", "--routers", "bsm,bsm"], "'bsm' twice"),
+    (["eval", "--routers", "bsm", "--reference", "nan"], "finite and positive"),
+    (["eval", "--routers", "bsm", "--reference", "-1"], "finite and positive"),
+    (["pareto", "--output-tokens", "-5", "--out", "x.png"], "-5 is not in the range x>=0"),
+])
+def test_options_that_ran_nothing_or_nonsense_are_refused(small, args, fragment):
+    assert_cli_error(run_cli(*args, "--data", small), fragment)
+
+
+def test_a_pool_naming_an_llm_twice_or_none_is_refused(folders):
+    assert_cli_error(run_cli("route", folders["linear"], "hi", "--pool", "m0,m0", "--cost-weight", "1"), "'m0' twice")
+    assert_cli_error(run_cli("route", folders["linear"], "hi", "--pool", ",", "--cost-weight", "1"), "names nothing")
+
+
+# -- 7. every refusal is one line ----------------------------------------------------------------------
+@pytest.mark.parametrize("name, content", [
+    ("a.csv", "prompt_id,model,score\np,a,1e39\n"),
+    ("a.jsonl", '{"prompt_id": "p", "model": "a", "score": 1e308}\n'),
+    ("a.npz", _npz(scores=np.full((2, 1), 1e308), prompt_ids=np.array(["p", "q"]), models=np.array(["m"]))),
+])
+def test_scores_too_large_for_float32_are_one_line_without_a_warning(tmp_path, name, content):
+    _refused(_write(tmp_path / name, content), "too large")
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("prompt_id,a,b\n" + "".join(f"p{i},,\n" for i in range(20)), "no observed outcome"),
+    ("prompt_id,a,b\np1,1,0\n", "cannot be evaluated"),
+])
+def test_eval_on_data_too_thin_names_the_file_in_one_line(tmp_path, content, fragment):
+    path = _write(tmp_path / "thin.csv", content)
+    assert_cli_error(run_cli("eval", "--data", path, "--routers", "bsm"), str(path), fragment)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["route", "r", "hi", "--top-k", "abc"], "'abc' is not a valid integer"),
+    (["eval", "--pool-sizes", "2.5"], "'2.5' is not a comma-separated list of ints"),
+    (["fit"], "Missing option '--out'"),
+])
+def test_click_usage_errors_are_one_line_exit_2(args, fragment):
+    assert_cli_error(run_cli(*args), fragment)
+
+
+def test_adding_an_llm_already_there_says_so_before_prices(folders, tmp_path):
+    data = _write(tmp_path / "new.csv", "prompt_id,model,score,prompt\np,m0,1,hello\n")
+    assert_cli_error(run_cli("add-llm", folders["bilinear"], "--data", data), "already routes to 'm0'")

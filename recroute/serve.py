@@ -17,7 +17,7 @@ from .data import check_unicode
 from .embed import Encoder
 from .errors import RecrouteError
 from .routers import Queries, Router
-from .store import load_cost_model, save_router
+from .store import folder_version, load_cost_model, save_router
 from .store import load_router as _load
 
 
@@ -25,8 +25,9 @@ class ServedRouter:
     """A fitted router with the text encoder it was fitted with."""
 
     def __init__(self, router: Router, encoder: Encoder, manifest: dict | None = None,
-                 cost_model: CostModel | None = None, source: str = "this router"):
+                 cost_model: CostModel | None = None, source: str = "this router", read_version: tuple | None = None):
         self.router = router
+        self.read_version = read_version  # of the folder it was read from, so saving back cannot lose a write
         self.source = source
         self.encoder = encoder
         self.manifest = manifest or {}
@@ -130,11 +131,13 @@ class ServedRouter:
         """Write the router back as a folder (atomically: a failure leaves the old folder intact)."""
         return save_router(self.router, folder, embedding_model=self.manifest.get("embedding_model", self.encoder.model),
                            data_source=self.manifest.get("data", ""), embedding_dim=self.manifest.get("embedding_dim"),
-                           cost_model=self.cost_model)
+                           cost_model=self.cost_model,
+                           read_version=self.read_version if str(folder) == self.source else None)
 
 
 def load_router(folder: str | Path, cache_dir: str | Path | None = None) -> ServedRouter:
     """Load a router folder written by ``recroute fit`` (or :func:`recroute.store.save_router`)."""
+    read_version = folder_version(folder)  # before reading: a write in between makes saving back refuse, never lose it
     router, manifest = _load(folder)
     return ServedRouter(router, Encoder(model=manifest["embedding_model"], cache_dir=cache_dir), manifest,
-                        load_cost_model(folder), source=str(folder))
+                        load_cost_model(folder), source=str(folder), read_version=read_version)

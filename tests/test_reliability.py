@@ -396,3 +396,109 @@ def test_click_usage_errors_are_one_line_exit_2(args, fragment):
 def test_adding_an_llm_already_there_says_so_before_prices(folders, tmp_path):
     data = _write(tmp_path / "new.csv", "prompt_id,model,score,prompt\np,m0,1,hello\n")
     assert_cli_error(run_cli("add-llm", folders["bilinear"], "--data", data), "already routes to 'm0'")
+
+
+# -- 8. router folders survive failed swaps, kills and concurrent writers -----------------------------
+@pytest.fixture(scope="module")
+def plain_bilinear():
+    return make_router("bilinear", factors=4, epochs=5).fit(_data())
+
+
+def _save(router, folder):
+    return save_router(router, folder, embedding_model="stub", embedding_dim=8)
+
+
+def _bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _beside(folder):
+    return sorted(p.name for p in folder.parent.iterdir() if p.name != f".{folder.name}.lock")
+
+
+def test_a_failed_second_rename_puts_the_old_router_back(plain_bilinear, tmp_path, monkeypatch):
+    import recroute.store as store
+
+    folder = _save(plain_bilinear, tmp_path / "router")
+    before = _bytes(folder)
+    real_replace, calls = os.replace, []
+
+    def second_fails(src, dst):
+        calls.append(src)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(store.os, "replace", second_fails)
+    with pytest.raises(RecrouteError, match="No space left on device"):
+        _save(plain_bilinear, folder)
+    monkeypatch.undo()
+    assert len(calls) == 3  # set aside, the failed swap, the old router put back
+    assert _bytes(folder) == before and _beside(folder) == ["router"]
+    assert load_router(folder)[1]["router"] == "bilinear"
+
+
+def test_a_write_killed_between_its_renames_is_repaired_by_the_next_command(plain_bilinear, tmp_path):
+    folder = _save(plain_bilinear, tmp_path / "router")
+    before = _bytes(folder)
+    os.replace(folder, tmp_path / ".router-old")  # the first rename happened...
+    (tmp_path / ".router.tmp-abcd1234").mkdir()  # ...the new folder was written, then the process was killed
+    router, manifest = load_router(folder)  # reading it puts the old router back and clears the leftovers
+    assert manifest["router"] == "bilinear" and _bytes(folder) == before
+    assert _beside(folder) == ["router"]
+
+
+def test_a_write_killed_before_its_first_rename_leaves_nothing_after_the_next_write(plain_bilinear, tmp_path):
+    folder = _save(plain_bilinear, tmp_path / "router")
+    (tmp_path / ".router.tmp-k1lled00").mkdir()
+    (tmp_path / ".router.tmp-k1lled00" / MANIFEST).write_text("{}")
+    _save(plain_bilinear, folder)
+    assert _beside(folder) == ["router"]
+
+
+def test_a_second_writer_is_refused_at_once_while_the_first_holds_the_lock(plain_bilinear, tmp_path):
+    import subprocess
+    import sys
+
+    folder = _save(plain_bilinear, tmp_path / "router")
+    before = _bytes(folder)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+         str(tmp_path / ".router.lock")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RecrouteError, match="another recroute command is writing this router"):
+            _save(plain_bilinear, folder)
+        assert_cli_error(run_cli("remove-llm", folder, "m0"), str(folder), "another recroute command is writing")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _bytes(folder) == before
+
+
+def test_of_two_concurrent_add_llm_one_succeeds_and_the_other_loses_nothing(plain_bilinear, tmp_path):
+    from recroute.serve import load_router as serve
+
+    folder = _save(plain_bilinear, tmp_path / "router")
+    first, second = serve(folder), serve(folder)  # both read the router before either writes
+    emb, outcomes = _data(seed=1).embeddings[:10], np.ones(10)
+    first.add_llm("new-a", [], outcomes, embeddings=emb).save(folder)
+    second.add_llm("new-b", [], outcomes, embeddings=emb)
+    with pytest.raises(RecrouteError, match="was changed by another recroute command"):
+        second.save(folder)
+    assert load_router(folder)[1]["models"] == MODELS + ["new-a"]
+    serve(folder).add_llm("new-b", [], outcomes, embeddings=emb).save(folder)  # run again: both are there
+    assert load_router(folder)[1]["models"] == MODELS + ["new-a", "new-b"]
+
+
+def test_a_symlinked_router_folder_is_written_through_and_stays_a_link(plain_bilinear, tmp_path):
+    from recroute.serve import load_router as serve
+
+    real = _save(plain_bilinear, tmp_path / "real")
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    serve(link).remove_llm("m2").save(link)
+    assert link.is_symlink() and os.path.realpath(link) == str(real)
+    assert load_router(real)[1]["models"] == ["m0", "m1"]

@@ -99,7 +99,8 @@ def edit_manifest(folder: Path, change) -> None:
 
 
 def leftovers(parent: Path, keep: set[str]) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if p.name not in keep)
+    """What else lies beside the router: the writers' lock file (.NAME.lock) stays on purpose."""
+    return sorted(p.name for p in parent.iterdir() if p.name not in keep and not p.name.endswith(".lock"))
 
 
 # -- round trips --------------------------------------------------------------------------------

@@ -283,8 +283,11 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray], shapes: dict[str, t
         if array.ndim != len(shape) or array.shape != expected:
             wanted = tuple(sizes.get(size, size) if isinstance(size, str) else size for size in shape)
             raise RecrouteError(f"array '{name}' has shape {array.shape}, expected {wanted}")
-        if kind == "f" and not np.isfinite(array).all() or kind == "F" and np.isinf(array).any():
-            raise RecrouteError(f"array '{name}' holds NaN or infinite values")
+        if kind in "fF":
+            with np.errstate(over="ignore"):
+                as_float32 = array.astype(np.float32)  # what the routers compute in
+            if np.isinf(as_float32).any() or kind == "f" and np.isnan(as_float32).any():
+                raise RecrouteError(f"array '{name}' holds NaN, infinite values or values too large for 32-bit floats")
 
 
 _KIND_NAMES = {"f": "floats", "F": "floats", "U": "strings", "u1": "bytes (uint8)"}

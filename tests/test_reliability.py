@@ -502,3 +502,13 @@ def test_a_symlinked_router_folder_is_written_through_and_stays_a_link(plain_bil
     serve(link).remove_llm("m2").save(link)
     assert link.is_symlink() and os.path.realpath(link) == str(real)
     assert load_router(real)[1]["models"] == ["m0", "m1"]
+
+
+def test_route_refuses_prompts_that_are_not_utf8_or_nested_too_deeply(folders, tmp_path):
+    assert_cli_error(run_cli("route", folders["linear"], "caf\udce9"), "prompt 0 is not valid UTF-8")  # $'caf\xe9'
+    deep = _write(tmp_path / "x.jsonl", DEEP + "\n")
+    assert_cli_error(run_cli("route", folders["linear"], "--input", deep), f"{deep}:1", "nested too deeply")
+    copy = tmp_path / "r"
+    shutil.copytree(folders["linear"], copy)
+    (copy / MANIFEST).write_text(DEEP)
+    assert_cli_error(run_cli("route", copy, "hi"), str(copy / MANIFEST), "nested too deeply")

@@ -125,13 +125,16 @@ def _write_json(rows, path: str | None) -> None:
 
 
 def _with_embeddings(data, routers):
+    from .embed import Encoder, shipped_embeddings
     from .routers import make_router
 
     needs = [make_router(spec).needs_embeddings for spec in routers]  # every name checked before any work
-    if data.embeddings is None and any(needs):
+    if not any(needs):
+        return data
+    encoder = Encoder()
+    if shipped_embeddings(data, encoder) is None:
         click.echo(f"embedding {data.n_prompts} prompts (cached after the first run)...", err=True)
-        return protocol.with_embeddings(data, progress=True)
-    return data
+    return protocol.with_embeddings(data, progress=True, encoder=encoder)
 
 
 def _output_target(path: str | None, suffix: str, inputs=()) -> None:
@@ -147,10 +150,15 @@ def _output_target(path: str | None, suffix: str, inputs=()) -> None:
 @click.option("--routers", default="oracle,random,bsm,knn,linear,mlp,bilinear", show_default=True,
               help="Comma-separated routers: oracle, random, bsm, ro:P, knn, linear, mlp, als, bpr, lightfm, bilinear.")
 @click.option("--pool-sizes", default="3,5,10,100,1000", show_default=True,
-              help="Candidate pool sizes m; sizes at or above the number of LLMs mean the whole set.")
+              help="Candidate pool sizes m (routereval: sizes the data cannot fill are skipped; ranked: sizes at "
+                   "or above the number of LLMs mean the whole set).")
 @click.option("--groups", default=",".join(protocol.POOL_GROUPS), show_default=True,
               help="Candidate groups: all_strong, all_weak, strong_to_weak.")
-@click.option("--seeds", default=3, show_default=True, help="Number of random splits (seeds 0..N-1).")
+@click.option("--protocol", "protocol_name", type=click.Choice(protocol.PROTOCOLS), default="routereval",
+              show_default=True, help="How pools and splits are chosen: as RouterEval's scripts do, or ranked by "
+                                      "training score (recroute's earlier protocol).")
+@click.option("--seeds", default=3, show_default=True, help="Number of random splits (seeds 42..41+N).")
+@click.option("--seed-list", default=None, help="Comma-separated split seeds (RouterEval uses 42); overrides --seeds.")
 @click.option("--reference", default=None,
               help="V_R denominator: an LLM name or a number (default: the best LLM on training prompts).")
 @click.option("--side-info", is_flag=True,
@@ -161,14 +169,15 @@ def _output_target(path: str | None, suffix: str, inputs=()) -> None:
 @click.option("--no-tune", is_flag=True, help="Use default hyperparameters instead of choosing them on validation prompts.")
 @click.option("--detail", is_flag=True, help="Show one line per candidate group as well.")
 @click.option("--json", "json_out", default=None, help="Write one JSON row per (seed, pool, router) here.")
-def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, seeds, reference, side_info, debias_clip,
-                 no_tune, detail, json_out):
+def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, protocol_name, seeds, seed_list, reference,
+                 side_info, debias_clip, no_tune, detail, json_out):
     """Run the RouterEval protocol: μ_o, V_R, V_B, E_p per router and pool size."""
     _output_target(json_out, ".json", inputs=[data_name])
     if debias_clip is not None and not debias_clip >= 1:
         raise RecrouteError(f"--debias {debias_clip}: the clip must be at least 1.")
     routers = _csv_list(routers)
     sizes, group_names = _csv_list(pool_sizes, int), _csv_list(groups)  # before any work
+    seed_values = _csv_list(seed_list, int) if seed_list else _first_seeds(seeds)
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
     if reference is not None:
         try:
@@ -181,9 +190,10 @@ def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, seeds, re
     data = _with_embeddings(data, routers)
     with _evaluating(data):
         rows = protocol.evaluate(
-            data, routers, pool_sizes=sizes, groups=group_names,
-            seeds=range(seeds), reference=reference, side_info=side_info, debias_clip=debias_clip, tune=not no_tune,
-            progress=_progress,
+            data, routers, pool_sizes=sizes, groups=group_names, protocol=protocol_name,
+            seeds=seed_values, reference=reference,
+            side_info=side_info, debias_clip=debias_clip, tune=not no_tune, progress=_progress,
+            notice=lambda sentence: click.echo(sentence, err=True),
         )
     by = ("router", "m", "group") if detail else ("router", "m")
     order = list(dict.fromkeys(r["router"] for r in rows))
@@ -212,6 +222,11 @@ def _evaluating(data):
                 raise
             raise RecrouteError(f"{data.source}: cannot be evaluated ({str(exc).rstrip('.')}); "
                                 f"it has {data.n_prompts} prompts.") from None
+
+
+def _first_seeds(n: int) -> list[int]:
+    """``--seeds N``: RouterEval's seed 42 and the N − 1 after it."""
+    return [protocol.ROUTEREVAL_SEED + i for i in range(n)]
 
 
 def _pm(row: dict, metric: str) -> str:

@@ -4,7 +4,9 @@ Conventions (shared by every function here):
 
 * ``truth``  -- (n_prompts, m) float array, the true score of each of the m
   candidate LLMs on each prompt (binary 0/1 or continuous in [0, 1]).
-* ``choice`` -- (n_prompts,) int array, the column chosen for each prompt.
+* ``choice`` -- (n_prompts,) int array, the column chosen for each prompt; or
+  a (n_prompts, m) policy, each row the probabilities of choosing each
+  column (a randomised router), where the metric is then its expectation.
 * ``scores`` -- (n_prompts, m) float array of router predictions, higher = better.
 
 Nothing here knows about routers or data classes; inputs that do not fit the
@@ -66,6 +68,16 @@ def _choice(choice, n: int | None, m: int) -> np.ndarray:
     return c
 
 
+def _policy(policy, n: int | None, m: int) -> np.ndarray:
+    """Validate a (n, m) choice distribution; n=None accepts any number of prompts."""
+    c = np.asarray(policy, dtype=float)
+    if c.shape[1] != m or (n is not None and c.shape[0] != n) or c.shape[0] == 0:
+        raise RecrouteError(f"a choice policy must have shape ({'n' if n is None else n}, {m}), got {c.shape}")
+    if not np.all(np.isfinite(c)) or (c < 0).any() or not np.allclose(c.sum(axis=1), 1.0, atol=1e-6):
+        raise RecrouteError("a choice policy's rows must be probabilities summing to 1")
+    return c
+
+
 def _binary(labels, name: str = "labels") -> np.ndarray:
     y = np.asarray(labels)
     if y.size == 0:
@@ -97,6 +109,8 @@ def mu(truth, choice) -> float:
     sending each prompt where the router said.
     """
     t = _array(truth, "truth", 2)
+    if np.ndim(choice) == 2:  # expected score under a randomised choice
+        return float((t * _policy(choice, *t.shape)).sum(axis=1).mean())
     c = _choice(choice, *t.shape)
     return float(t[np.arange(t.shape[0]), c].mean())
 
@@ -148,8 +162,11 @@ def selection_entropy(choice, m: int) -> float:
     """
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
         raise RecrouteError(f"m must be a positive integer number of LLMs, got {m!r}")
-    c = _choice(choice, None, int(m))
-    p = np.bincount(c, minlength=int(m)) / c.shape[0]
+    if np.ndim(choice) == 2:  # expected shares under a randomised choice
+        p = _policy(choice, None, int(m)).mean(axis=0)
+    else:
+        c = _choice(choice, None, int(m))
+        p = np.bincount(c, minlength=int(m)) / c.shape[0]
     p = p[p > 0]
     return float(max(-(p * np.log2(p)).sum(), 0.0))
 

@@ -1,11 +1,26 @@
 """RouterEval's evaluation protocol, on any dataset.
 
-For each seed: a stratified-by-group 80/10/10 split; LLMs ranked by mean
-training score; candidate pools of size m drawn as RouterEval does
-(``all_strong``: the m best, ``all_weak``: the m worst, ``strong_to_weak``:
-m spread evenly from best to worst); every router fitted on the training
-prompts' outcomes over the pool and judged on the test prompts. A pool of m
-at least the number of LLMs is the whole set, evaluated once as group ``all``.
+Two ways to choose candidate pools and splits (``protocol``):
+
+``routereval`` (the default) does what RouterEval's ``get_router_dataset.py``
+does, so V_B means what it means in the paper. On the full score matrix the
+LLMs are ordered by mean score, weakest first, and only those from the first
+with mean above 0.1 up to (not including) the first above 0.9 are kept;
+``all_weak`` and ``all_strong`` are the window of m adjacent LLMs with the
+best oracle score among the w = max(⌊n/5⌋, m) LLMs at the bottom and at the
+top of that range, and ``strong_to_weak`` the best of 1,000 draws of one LLM
+from each of m strata of the kept LLMs. The split shuffles each prompt group
+with numpy's legacy generator seeded with the split seed and cuts it at
+⌊0.8·n⌋ and ⌊0.9·n⌋.
+
+``ranked`` is recroute's earlier protocol: LLMs ranked by mean training
+score, ``all_strong`` the m best, ``all_weak`` the m worst, ``strong_to_weak``
+m spread evenly from best to worst, a stratified largest-remainder split. A
+pool of m at least the number of LLMs is the whole set, evaluated once as
+group ``all``.
+
+Either way every router is fitted on the training prompts' outcomes over the
+pool and judged on the test prompts.
 """
 from __future__ import annotations
 
@@ -16,7 +31,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from . import metrics
-from .data import RoutingData
+from .data import RoutingData, Split
 from .errors import RecrouteError
 from .routers import Queries, Router, make_router
 
@@ -24,6 +39,118 @@ POOL_GROUPS = ("all_strong", "all_weak", "strong_to_weak")
 EASY_POOL_SIZES = (3, 5)
 HARD_POOL_SIZES = (10, 100, 1000)
 METRICS = ("mu", "vr", "vb", "ep", "es")
+PROTOCOLS = ("routereval", "ranked")
+#: RouterEval's random state: its split and its strong_to_weak draws start from 42.
+ROUTEREVAL_SEED = 42
+DEFAULT_SEEDS = (42, 43, 44)
+#: RouterEval keeps the LLMs whose mean score lies in (KEEP_ABOVE, KEEP_BELOW]: neither hopeless nor saturated.
+KEEP_ABOVE, KEEP_BELOW = 0.1, 0.9
+STRATUM_DRAWS = 1000
+
+
+def routereval_pools(scores: np.ndarray, sizes: Iterable[int], groups: Sequence[str] = POOL_GROUPS
+                     ) -> tuple[list[tuple[int, str, np.ndarray]], dict[int, str]]:
+    """RouterEval's candidate pools on the full prompts × LLMs score matrix, and why any size was skipped.
+
+    Returns ``(m, group, columns)`` for each size and group, the columns in
+    RouterEval's order (weakest first, which decides argmax ties), and for
+    each pool size skipped because fewer than m LLMs lie between the 0.1 and
+    0.9 mean-score bounds, one sentence saying so. Pools do not depend on the
+    split.
+    """
+    scores = np.asarray(scores, dtype=np.float32)
+    n = scores.shape[1]
+    means = _column_means(scores)
+    order = np.argsort(means)  # RouterEval's own call (numpy's default sort): ties fall as it lets them
+    ordered = means[order]
+    first = _first(ordered > KEEP_ABOVE, n)
+    last = min(_first(ordered > KEEP_BELOW, n), int((~np.isnan(means)).sum()))  # LLMs never observed sort last
+    kept = max(last - first, 0)
+    pools, skipped = [], {}
+    for m in sizes:
+        if m < 1:
+            raise RecrouteError(f"a candidate pool needs at least 1 LLM, got pool size {m}.")
+        if kept < m:
+            skipped[m] = (f"pool size {m} skipped: only {kept} of {n} LLMs have a mean score above "
+                          f"{KEEP_ABOVE} and at most {KEEP_BELOW}.")
+            continue
+        width = max(n // 5, m)
+        for group in groups:
+            if group == "all_weak":
+                pool = _best_window(scores, order[first:first + width], m)
+            elif group == "all_strong":
+                pool = _best_window(scores, order[max(last - width, 0):last], m)
+            elif group == "strong_to_weak":
+                pool = _best_stratified_draw(scores, order[first:last], m)
+            else:
+                raise RecrouteError(f"unknown candidate group {group!r}; choose from {', '.join(POOL_GROUPS)}.")
+            pools.append((m, group, pool))
+    return pools, skipped
+
+
+def _first(flags: np.ndarray, default: int) -> int:
+    hits = np.flatnonzero(flags)
+    return int(hits[0]) if hits.size else default
+
+
+def _column_means(scores: np.ndarray) -> np.ndarray:
+    """Mean observed score of each column in float64 (NaN for a column never observed)."""
+    observed = ~np.isnan(scores)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(observed, scores, 0).sum(axis=0, dtype=np.float64) / observed.sum(axis=0)
+
+
+def _oracle_value(block: np.ndarray) -> float:
+    """RouterEval's oracle score of a set of LLMs: the mean over prompts of the best score among them
+    (prompts that none of them answered do not count)."""
+    best = np.where(np.isnan(block), -np.inf, block).max(axis=1)
+    best = best[np.isfinite(best)]
+    return float(best.mean(dtype=np.float64)) if best.size else -np.inf
+
+
+def _best_window(scores: np.ndarray, candidates: np.ndarray, m: int) -> np.ndarray:
+    """The m adjacent ``candidates`` (in their order) with the best oracle score; the first window wins ties."""
+    from scipy.ndimage import maximum_filter1d
+
+    block = np.where(np.isnan(scores[:, candidates]), -np.inf, scores[:, candidates])
+    starts = len(candidates) - m + 1
+    window_max = maximum_filter1d(block, size=m, axis=1)[:, m // 2:m // 2 + starts]  # column j: max of j..j+m-1
+    answered = np.isfinite(window_max)
+    values = np.where(answered, window_max, 0).sum(axis=0, dtype=np.float64) / np.maximum(answered.sum(axis=0), 1)
+    start = int(np.argmax(values))
+    return candidates[start:start + m]
+
+
+def _best_stratified_draw(scores: np.ndarray, kept: np.ndarray, m: int) -> np.ndarray:
+    """RouterEval's strong_to_weak pool: ``kept`` (weakest first) cut into m strata of ⌊k/m⌋ LLMs, the
+    first k mod m one larger; 1,000 draws of one LLM per stratum from numpy's legacy generator seeded
+    with 42; the first draw with the best oracle score."""
+    sizes = np.full(m, len(kept) // m)
+    sizes[:len(kept) % m] += 1
+    strata = np.split(kept, np.cumsum(sizes)[:-1])
+    state = np.random.RandomState(ROUTEREVAL_SEED)
+    # stratum[randint(len)] is exactly numpy.random.choice(stratum): the same call on the same stream
+    draws = [tuple(stratum[state.randint(len(stratum))] for stratum in strata) for _ in range(STRATUM_DRAWS)]
+    value = {draw: _oracle_value(scores[:, list(draw)]) for draw in dict.fromkeys(draws)}
+    best = max(range(len(draws)), key=lambda i: (value[draws[i]], -i))
+    return np.array(draws[best], dtype=np.intp)
+
+
+def routereval_split(data: RoutingData, seed: int) -> Split:
+    """RouterEval's split: for each prompt group in order of first appearance, its prompts (ascending)
+    shuffled by numpy's legacy generator seeded once with ``seed``; the first ⌊0.8·n⌋ train, up to
+    ⌊0.9·n⌋ validation, the rest test. Each part keeps that order (it decides neighbour ties)."""
+    state = np.random.RandomState(seed)
+    labels = data.groups if data.groups is not None else np.zeros(data.n_prompts, dtype="<U1")
+    names, first_seen = np.unique(labels, return_index=True)
+    parts = ([], [], [])
+    for name in names[np.argsort(first_seen)]:
+        members = np.flatnonzero(labels == name)
+        state.shuffle(members)
+        train_end, val_end = int(0.8 * len(members)), int(0.9 * len(members))
+        for part, chunk in zip(parts, (members[:train_end], members[train_end:val_end], members[val_end:])):
+            part.extend(chunk)
+    return Split(*(data.subset(np.array(part, dtype=np.intp)) for part in parts))
 
 
 def candidate_pool(strength_order: np.ndarray, m: int, group: str) -> np.ndarray:
@@ -66,21 +193,28 @@ def evaluate(
     routers: Sequence[str] | dict[str, Callable[[], Router]],
     pool_sizes: Iterable[int] = EASY_POOL_SIZES + HARD_POOL_SIZES,
     groups: Sequence[str] = POOL_GROUPS,
-    seeds: Iterable[int] = (0, 1, 2),
+    seeds: Iterable[int] = DEFAULT_SEEDS,
+    protocol: str = "routereval",
     reference: str | float | None = None,
     side_info: bool = False,
     debias_clip: float | None = None,
     tune: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> list[dict]:
-    """One row per (seed, pool, router) with μ_o, V_R, V_B, E_p and the selection entropy.
+    """One row per (seed, pool, router) with μ_o, V_R, V_B, E_p, the selection entropy and the pool.
 
-    ``routers`` are names for :func:`make_router` or factories returning
-    fresh routers. Routers that read prompts need ``data.embeddings`` (see
-    :func:`recroute.embed.prompt_embeddings`). ``reference`` is the V_R
-    denominator: an LLM name (its mean on the test prompts), a number, or by
-    default the LLM with the best mean training score.
+    ``protocol`` chooses pools and splits (module docstring): ``routereval``
+    as RouterEval's scripts do, or ``ranked``. Pool sizes that the data
+    cannot fill under ``routereval`` are skipped, each with one sentence to
+    ``notice``. ``routers`` are names for :func:`make_router` or factories
+    returning fresh routers. Routers that read prompts need
+    ``data.embeddings`` (see :func:`with_embeddings`). ``reference`` is the
+    V_R denominator: an LLM name (its mean on the test prompts), a number,
+    or by default the LLM with the best mean training score.
 
+    μ_o is the expected score of the router's :meth:`~recroute.Router.policy`:
+    exact for random and r_o(p), where RouterEval averages 1,000 draws.
     Learned routers are fitted on the training outcomes of the pool's LLMs
     (the strict protocol); with ``side_info`` each is also fitted on every
     LLM's training outcomes while still routing within the pool (RouterEval
@@ -92,6 +226,8 @@ def evaluate(
     a router's ``param_grid`` settings are each fitted and the one with the
     best μ on the validation prompts is kept: the test prompts never choose.
     """
+    if protocol not in PROTOCOLS:
+        raise RecrouteError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}.")
     factories = routers if isinstance(routers, dict) else {name: _factory(name) for name in routers}
     for name, factory in factories.items():
         if factory().needs_embeddings and data.embeddings is None:
@@ -106,14 +242,26 @@ def evaluate(
         variants += [(f"{name}+ips", _with_params(factory, debias_clip=debias_clip), "pool", False)
                      for name, factory in learned.items()]
         variants += [(f"{name}+rebal", factory, "pool", True) for name, factory in learned.items()]
-    plan = [(seed, pool) for seed in seeds
-            for pool in candidate_pools(np.arange(data.n_models), pool_sizes, groups)]
-    total, done, rows = len(plan) * len(variants), 0, []
+    pool_sizes = list(pool_sizes)
+    if protocol == "routereval":
+        fixed_pools, skipped = routereval_pools(data.scores, pool_sizes, groups)
+        if not fixed_pools:  # the smallest pool size says why
+            raise RecrouteError(f"{data.source}: no candidate pool to evaluate: {skipped[min(skipped)]}")
+        for sentence in skipped.values():
+            if notice:
+                notice(f"{data.source}: {sentence}")
+    n_pools = len(fixed_pools) if protocol == "routereval" else \
+        len(list(candidate_pools(np.arange(data.n_models), pool_sizes, groups)))
+    total, done, rows = len(seeds) * n_pools * len(variants), 0, []
     for seed in seeds:
-        split = data.split((0.8, 0.1, 0.1), seed=seed)
-        order = strength_order(split.train)
-        ref_column = order[0] if reference is None or _is_number(reference) else data.model_index([reference])[0]
-        for m, group, pool in candidate_pools(order, pool_sizes, groups):
+        if protocol == "routereval":
+            split, pools = routereval_split(data, seed), fixed_pools
+        else:
+            split = data.split((0.8, 0.1, 0.1), seed=seed)
+            pools = candidate_pools(strength_order(split.train), pool_sizes, groups)
+        best_trained = strength_order(split.train)[0]
+        ref_column = best_trained if reference is None or _is_number(reference) else data.model_index([reference])[0]
+        for m, group, pool in pools:
             names = list(data.models[pool])
             train = split.train.subset(models=pool)
             judged = _judged(split.test, pool)
@@ -127,13 +275,13 @@ def evaluate(
                 if rebalance:
                     router.rebalance(split.val, names)
                 scores = router.score(queries, names)
-                choice = np.argmax(scores, axis=1)
-                mu = metrics.mu(test.scores, choice)
+                policy = router.policy(queries, names)
+                mu = metrics.mu(test.scores, policy)
                 rows.append({
-                    "dataset": data.source, "m": m, "group": group, "router": router_name, "seed": seed,
-                    "mu": mu, "vr": metrics.vr(mu, ref_score), "vb": metrics.vb(test.scores, choice),
-                    "ep": metrics.prediction_entropy(scores), "es": metrics.selection_entropy(choice, len(names)),
-                    "n_test": test.n_prompts, "train_on": train_on, "params": router.get_params(),
+                    "dataset": data.source, "protocol": protocol, "m": m, "group": group, "router": router_name,
+                    "seed": seed, "mu": mu, "vr": metrics.vr(mu, ref_score), "vb": metrics.vb(test.scores, policy),
+                    "ep": metrics.prediction_entropy(scores), "es": metrics.selection_entropy(policy, len(names)),
+                    "n_test": test.n_prompts, "train_on": train_on, "pool": names, "params": router.get_params(),
                 })
                 done += 1
                 if progress:
@@ -233,13 +381,17 @@ def _seeded(router: Router, seed: int) -> Router:
     return _set_params(router, {"seed": seed}) if "seed" in router.get_params() else router
 
 
-def with_embeddings(data: RoutingData, progress: bool = False) -> RoutingData:
-    """``data`` with prompt embeddings attached (its own, or encoded and cached)."""
-    if data.embeddings is not None:
-        return data
-    from .embed import prompt_embeddings
+def with_embeddings(data: RoutingData, progress: bool = False, encoder=None) -> RoutingData:
+    """``data`` with prompt embeddings attached: its own when they stand for ``encoder``'s
+    (default: a new :class:`recroute.embed.Encoder`), else encoded (and cached) and recorded
+    as that encoder's (``embedding_model``); see :func:`recroute.embed.prompt_embeddings`."""
+    from .embed import Encoder, prompt_embeddings
 
-    return replace(data, embeddings=prompt_embeddings(data, progress=progress))
+    encoder = encoder if encoder is not None else Encoder()
+    vectors = prompt_embeddings(data, encoder, progress=progress)
+    if vectors is data.embeddings:
+        return data
+    return replace(data, embeddings=vectors, embedding_model=encoder.settings())
 
 
 def scaling_curve(data: RoutingData, ps: Sequence[float] = (0.0, 0.3, 0.5, 0.7, 1.0),

@@ -15,7 +15,8 @@ from recroute.cli import main
 from recroute.data import RoutingData
 from recroute.loaders import save_npz
 
-ROW_KEYS = {"dataset", "m", "group", "router", "seed", "mu", "vr", "vb", "ep", "es", "n_test", "train_on", "params"}
+ROW_KEYS = {"dataset", "protocol", "m", "group", "router", "seed", "mu", "vr", "vb", "ep", "es", "n_test", "train_on",
+            "pool", "params"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -66,7 +67,7 @@ ROUTERS = ["oracle", "random", "bsm", "knn", "linear"]
 def eval_run(many, folder):
     out = folder / "out.json"
     result = cli("eval", "--data", many, "--routers", ",".join(ROUTERS), "--pool-sizes", "2,3,10",
-                 "--seeds", 2, "--json", out)
+                 "--protocol", "ranked", "--seeds", 2, "--json", out)
     return result, out
 
 
@@ -101,33 +102,62 @@ def test_eval_writes_json_rows(eval_run, many):
     assert {r["router"] for r in rows} == set(ROUTERS)
     assert {(r["m"], r["group"]) for r in rows} == {
         (m, g) for m in (2, 3) for g in ("all_strong", "all_weak", "strong_to_weak")} | {(6, "all")}
-    assert {r["seed"] for r in rows} == {0, 1}
+    assert {r["seed"] for r in rows} == {42, 43}  # --seeds N: RouterEval's 42 and those after it
+    assert all(r["protocol"] == "ranked" for r in rows)
     assert all(0 <= r["mu"] <= 1 and r["n_test"] > 0 for r in rows)
     assert f"wrote {len(rows)} rows to {out}" in result.stderr
     # the table's μ_o is the mean over groups, then seeds, of these rows
     table = _table(result.stdout)
     knn_2 = next(r for r in table if r[:2] == ["knn", "2"])
-    per_seed = [np.mean([r["mu"] for r in rows if (r["router"], r["m"], r["seed"]) == ("knn", 2, s)]) for s in (0, 1)]
+    per_seed = [np.mean([r["mu"] for r in rows if (r["router"], r["m"], r["seed"]) == ("knn", 2, s)]) for s in (42, 43)]
     assert knn_2[2] == f"{np.mean(per_seed):.3f} ± {np.std(per_seed):.3f}"
 
 
 def test_eval_detail_shows_the_groups(many):
     result = cli("eval", "--data", many, "--routers", "oracle,bsm", "--pool-sizes", "3,10", "--seeds", 1,
-                 "--detail")
+                 "--protocol", "ranked", "--detail")
     assert result.exit_code == 0, result.output
     table = _table(result.stdout)
     assert table[0][:3] == ["router", "m", "group"]
     assert {r[2] for r in table[1:]} == {"all_strong", "all_weak", "strong_to_weak", "all"}
-    plain = cli("eval", "--data", many, "--routers", "oracle,bsm", "--pool-sizes", "3,10", "--seeds", 1)
+    plain = cli("eval", "--data", many, "--routers", "oracle,bsm", "--pool-sizes", "3,10", "--seeds", 1,
+                "--protocol", "ranked")
     assert "all_weak" not in plain.stdout
 
 
 def test_eval_reference_as_a_number(many):
-    result = cli("eval", "--data", many, "--routers", "oracle", "--pool-sizes", "10", "--seeds", 1,
+    result = cli("eval", "--data", many, "--routers", "oracle", "--pool-sizes", "6", "--seeds", 1,
                  "--reference", "0.5")
     assert result.exit_code == 0, result.output
     row = _table(result.stdout)[1]
     assert float(row[3].split(" ± ")[0]) == pytest.approx(2 * float(row[2].split(" ± ")[0]), abs=2e-3)
+
+
+def test_eval_defaults_to_routereval_pools_with_the_pool_in_each_row(many, folder):
+    out = folder / "routereval.json"
+    result = cli("eval", "--data", many, "--routers", "oracle,knn", "--pool-sizes", "3,7", "--seed-list", "42,44",
+                 "--no-tune", "--json", out)
+    assert result.exit_code == 0, result.output
+    # six LLMs, all with means between 0.1 and 0.9: a pool of 7 cannot be drawn, said in one line
+    skipped = [line for line in result.stderr.splitlines() if "skipped" in line]
+    assert skipped == [f"{many}: pool size 7 skipped: only 6 of 6 LLMs have a mean score above 0.1 and at most 0.9."]
+    rows = json.loads(out.read_text())
+    assert {r["seed"] for r in rows} == {42, 44} and {r["m"] for r in rows} == {3}
+    assert all(r["protocol"] == "routereval" and len(r["pool"]) == 3 for r in rows)
+    # the pools do not depend on the split seed, and list their LLMs weakest first (by mean over all prompts)
+    data = np.load(many)
+    means = dict(zip(["gpt-x", "claude-y", "llama-z", "mistral-w", "qwen-v", "phi-u"],
+                     np.nanmean(data["scores"], axis=0)))
+    for group in ("all_strong", "all_weak", "strong_to_weak"):
+        pools = {tuple(r["pool"]) for r in rows if r["group"] == group}
+        assert len(pools) == 1
+        pool, = pools
+        assert [means[name] for name in pool] == sorted(means[name] for name in pool)
+
+
+def test_eval_seed_list_and_seeds_agree(many):
+    args = ["eval", "--data", many, "--routers", "oracle,random", "--pool-sizes", "3", "--no-tune"]
+    assert cli(*args, "--seeds", 2).stdout == cli(*args, "--seed-list", "42,43").stdout
 
 
 def test_scaling_writes_png_and_points(many, folder):
@@ -199,8 +229,8 @@ def test_bad_input_is_one_line_and_writes_nothing(command, fragments, many, tmp_
 # -- eval --debias ----------------------------------------------------------------------------
 def test_eval_debias_adds_ips_and_rebalanced_rows(many, folder):
     out = folder / "debias.json"
-    result = cli("eval", "--data", many, "--routers", "bsm,knn", "--pool-sizes", "10", "--seeds", 1,
-                 "--debias", 10, "--json", out)
+    result = cli("eval", "--data", many, "--routers", "bsm,knn", "--pool-sizes", "6", "--seeds", 1,
+                 "--groups", "all_strong", "--debias", 10, "--json", out)
     assert result.exit_code == 0, result.output
     table = _table(result.stdout)
     # bsm learns nothing to weight, so it gets no variants; knn gets both, after the plain routers

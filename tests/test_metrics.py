@@ -70,6 +70,30 @@ def test_selection_entropy():
     assert M.selection_entropy([0, 0, 1, 2], 5) == approx(1.5)
 
 
+def test_metrics_of_a_randomised_choice_are_its_expectation():
+    truth = np.array([[1.0, 0.0], [0.0, 1.0]])
+    policy = np.array([[0.5, 0.5], [0.25, 0.75]])
+    assert M.mu(truth, policy) == approx((0.5 + 0.75) / 2)
+    assert M.vb(truth, policy) == approx(0.625 / 0.5)
+    # chosen shares: (0.5 + 0.25) / 2 = 0.375 and 0.625
+    assert M.selection_entropy(policy, 2) == approx(-(0.375 * np.log2(0.375) + 0.625 * np.log2(0.625)))
+    # a one-hot policy is the same as the indices it puts its mass on
+    assert M.mu(truth, np.eye(2)[[1, 1]]) == M.mu(truth, [1, 1]) == 0.5
+    assert M.selection_entropy(np.eye(5)[[0, 0, 1, 2]], 5) == M.selection_entropy([0, 0, 1, 2], 5)
+
+
+@pytest.mark.parametrize("policy, fragment", [
+    ([[0.5, 0.6], [0.5, 0.5]], "summing to 1"),
+    ([[1.5, -0.5], [0.5, 0.5]], "summing to 1"),
+    ([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], "shape"),
+    ([[1.0, 0.0]], "shape"),
+    ([[np.nan, 1.0], [0.5, 0.5]], "summing to 1"),
+])
+def test_bad_choice_policies_are_refused(policy, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        M.mu(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array(policy))
+
+
 def test_routereval_validation():
     with pytest.raises(ValueError, match="2-D"):
         M.mu(np.array([1.0, 0.0]), [0])
@@ -90,7 +114,7 @@ def test_routereval_validation():
     with pytest.raises(ValueError, match="positive integer"):
         M.selection_entropy([0], 0)
     with pytest.raises(ValueError, match="1-D"):
-        M.selection_entropy([[0, 1]], 2)
+        M.selection_entropy([[[0, 1]]], 2)
     with pytest.raises(ValueError, match="2-D"):
         M.prediction_entropy(np.array([0.1, 0.2]))
     with pytest.raises(ValueError, match="NaN or infinite"):

@@ -16,7 +16,8 @@ from recroute.protocol import (
 )
 from recroute.routers import BestSingleRouter, KNNRouter, best_set_labels
 
-ROW_KEYS = {"dataset", "m", "group", "router", "seed", "mu", "vr", "vb", "ep", "es", "n_test", "train_on", "params"}
+ROW_KEYS = {"dataset", "protocol", "m", "group", "router", "seed", "mu", "vr", "vb", "ep", "es", "n_test", "train_on",
+            "pool", "params"}
 
 
 def make_data(scores, embeddings=None, groups=None, models=None, source="<synthetic>") -> RoutingData:
@@ -129,16 +130,24 @@ def test_best_set_labels_of_continuous_rows_are_within_95_percent_of_the_best():
     scores = np.array([
         [0.80, 0.77, 0.75, 0.20],   # 0.95 * 0.80 = 0.76: 0.77 in, 0.75 out
         [0.50, 0.50, 0.474, 0.476],  # 0.95 * 0.50 = 0.475
-        [0.0, 0.0, 0.0, 0.0],        # nobody answers: no good LLM
+        [0.0, 0.0, 0.0, 0.0],        # best 0: RouterEval's process_label marks every LLM (0 >= 0.95 * 0)
         [np.nan, 0.4, 0.39, 0.1],    # NaN stays NaN; 0.95 * 0.4 = 0.38
     ], dtype=np.float32)
     expected = np.array([
         [1, 1, 0, 0],
         [1, 1, 0, 1],
-        [0, 0, 0, 0],
+        [1, 1, 1, 1],
         [np.nan, 1, 1, 0],
     ], dtype=np.float32)
     np.testing.assert_array_equal(best_set_labels(scores), expected)
+
+
+def test_best_set_labels_of_an_unanswered_binary_prompt_are_all_zero():
+    """RouterEval trains on 0/1 outcomes as they are: a prompt nobody answers marks no LLM."""
+    scores = np.array([[0, 0, 0], [1, 0, 1]], dtype=np.float32)
+    np.testing.assert_array_equal(best_set_labels(scores), scores)
+    # a slice of continuous data that happens to hold only 0/1 follows its data's kind when told
+    np.testing.assert_array_equal(best_set_labels(scores, binary=False), [[1, 1, 1], [1, 0, 1]])
 
 
 def test_best_set_labels_of_an_all_nan_row_stay_nan():
@@ -155,7 +164,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def rows(data):
-    return evaluate(data, ["oracle", "random", "bsm"], pool_sizes=(3, 10), seeds=(0, 1))
+    return evaluate(data, ["oracle", "random", "bsm"], pool_sizes=(3, 10), protocol="ranked", seeds=(0, 1))
 
 
 def _independent_pool(means, m, group):
@@ -218,7 +227,7 @@ def test_selection_entropy_of_bsm_is_zero_and_random_spreads(rows):
 
 
 def test_evaluate_is_deterministic(data, rows):
-    again = evaluate(data, ["oracle", "random", "bsm"], pool_sizes=(3, 10), seeds=(0, 1))
+    again = evaluate(data, ["oracle", "random", "bsm"], pool_sizes=(3, 10), protocol="ranked", seeds=(0, 1))
     assert again == rows
 
 
@@ -240,14 +249,14 @@ def test_default_reference_is_the_best_training_llm_on_the_judged_prompts(data, 
 
 
 def test_reference_as_a_number(data):
-    rows = evaluate(data, ["oracle", "bsm"], pool_sizes=(3,), seeds=(0,), reference=0.25)
+    rows = evaluate(data, ["oracle", "bsm"], pool_sizes=(3,), protocol="ranked", seeds=(0,), reference=0.25)
     for r in rows:
         assert r["vr"] == pytest.approx(r["mu"] / 0.25, rel=1e-12)
 
 
 def test_reference_as_an_llm_name(data):
     weakest = data.models[int(np.argmin(np.nanmean(data.scores, axis=0)))]
-    rows = evaluate(data, ["oracle", "bsm"], pool_sizes=(3,), seeds=(0, 1), reference=str(weakest))
+    rows = evaluate(data, ["oracle", "bsm"], pool_sizes=(3,), protocol="ranked", seeds=(0, 1), reference=str(weakest))
     for seed in (0, 1):
         split = data.split((0.8, 0.1, 0.1), seed)
         for r in rows:
@@ -260,17 +269,17 @@ def test_reference_as_an_llm_name(data):
 
 def test_unknown_reference_llm_raises(data):
     with pytest.raises(RecrouteError, match="no-such-llm"):
-        evaluate(data, ["bsm"], pool_sizes=(3,), seeds=(0,), reference="no-such-llm")
+        evaluate(data, ["bsm"], pool_sizes=(3,), protocol="ranked", seeds=(0,), reference="no-such-llm")
 
 
 def test_evaluate_refuses_embedding_routers_without_embeddings(data):
     bare = make_data(data.scores, groups=data.groups)
     with pytest.raises(RecrouteError, match="knn"):
-        evaluate(bare, ["oracle", "knn"], pool_sizes=(3,), seeds=(0,))
+        evaluate(bare, ["oracle", "knn"], pool_sizes=(3,), protocol="ranked", seeds=(0,))
 
 
 def test_evaluate_with_a_learned_router_and_factories(data):
-    rows = evaluate(data, {"knn": lambda: KNNRouter(k=3), "mine": BestSingleRouter}, pool_sizes=(2,), groups=("all_strong",), seeds=(0,))
+    rows = evaluate(data, {"knn": lambda: KNNRouter(k=3), "mine": BestSingleRouter}, pool_sizes=(2,), groups=("all_strong",), protocol="ranked", seeds=(0,))
     assert [r["router"] for r in rows] == ["knn", "mine"]
     assert all(set(r) == ROW_KEYS and r["m"] == 2 for r in rows)
 
@@ -285,13 +294,13 @@ def test_evaluate_refuses_bad_plans_before_any_work(data):
     for kwargs, fragment in [({"seeds": ()}, "no seeds"), ({"pool_sizes": (3, 0)}, "pool size"),
                              ({"groups": ("all_strong", "al_weak")}, "al_weak")]:
         with pytest.raises(RecrouteError, match=fragment):
-            evaluate(data, {"bsm": factory}, **{"pool_sizes": (3,), "seeds": (0,), **kwargs})
+            evaluate(data, {"bsm": factory}, **{"pool_sizes": (3,), "seeds": (0,), "protocol": "ranked", **kwargs})
     assert len(calls) == 3  # only the embeddings check built a router; none was fitted
 
 
 def test_evaluate_progress_counts_every_step(data):
     seen = []
-    evaluate(data, ["oracle", "bsm"], pool_sizes=(3, 10), seeds=(0,), progress=lambda d, t, _: seen.append((d, t)))
+    evaluate(data, ["oracle", "bsm"], pool_sizes=(3, 10), protocol="ranked", seeds=(0,), progress=lambda d, t, _: seen.append((d, t)))
     assert seen == [(i, 8) for i in range(1, 9)]
 
 

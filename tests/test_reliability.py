@@ -377,7 +377,7 @@ def test_scores_too_large_for_float32_are_one_line_without_a_warning(tmp_path, n
 
 @pytest.mark.parametrize("content, fragment", [
     ("prompt_id,a,b\n" + "".join(f"p{i},,\n" for i in range(20)), "no observed outcome"),
-    ("prompt_id,a,b\np1,1,0\n", "cannot be evaluated"),
+    ("prompt_id,a,b\np1,1,0\n", "no candidate pool to evaluate"),
 ])
 def test_eval_on_data_too_thin_names_the_file_in_one_line(tmp_path, content, fragment):
     path = _write(tmp_path / "thin.csv", content)

@@ -50,7 +50,7 @@ class ALSRouter(ColdStartRouter):
         alpha = self.alpha if self.debias_clip is None else self.alpha * ips_weights(train.scores, self.debias_clip)
         confidence = np.empty(train.scores.shape, dtype=np.float32)  # float32, row blocks: RouterEval-sized data fits
         for start in range(0, train.n_prompts, 2048):
-            labels = best_set_labels(train.scores[start:start + 2048])
+            labels = best_set_labels(train.scores[start:start + 2048], binary=train.score_kind == "binary")
             block = np.where(labels == 1, alpha, -self.negative_weight).astype(np.float32)
             block[np.isnan(labels) | (block == 0)] = np.nan  # unobserved (or weightless) cells are left out
             confidence[start:start + 2048] = block

@@ -97,6 +97,16 @@ class Router(ABC):
             self.offsets_[columns] = selection_offsets(predicted, oracle_share(judged.scores, predicted))
         return self
 
+    def policy(self, queries: Queries, models: Sequence[str] | None = None) -> np.ndarray:
+        """Probability of sending each prompt to each of ``models``, shape (len(queries), len(models)).
+
+        A deterministic router puts all of it on its best-scored LLM (the
+        first among ties, as :meth:`route`); a randomised one (random, r_o(p))
+        spreads it, so evaluation can report its exact expected outcome.
+        """
+        choice = self.route(queries, models)
+        return np.eye(len(self.columns(models)), dtype=np.float32)[choice]
+
     def route(self, queries: Queries, models: Sequence[str] | None = None) -> np.ndarray:
         """Index (into ``models``) of the best-scored LLM for each prompt."""
         return np.argmax(self.score(queries, models), axis=1)
@@ -173,14 +183,24 @@ def torch_threads(cells: int):
         torch.set_num_threads(before)
 
 
-def best_set_labels(scores: np.ndarray, tolerance: float = 0.95) -> np.ndarray:
+def best_set_labels(scores: np.ndarray, tolerance: float = 0.95, binary: bool | None = None) -> np.ndarray:
     """RouterEval's multi-hot targets: 1 for the LLMs within ``tolerance`` of the prompt's best score.
 
-    For 0/1 outcomes this is the set of LLMs that answered correctly. A prompt
-    no LLM scores above 0 on has no good LLM (all zeros); unobserved cells stay NaN.
+    As RouterEval trains on them: 0/1 outcomes are their own labels (a prompt
+    no LLM answers has no good LLM), while continuous scores go through its
+    ``process_label``, score >= tolerance × best, which marks every LLM of a
+    prompt whose best score is 0. ``binary`` says which the data is (pass
+    ``data.score_kind == "binary"`` when labelling a slice of it); by default
+    the array itself decides. Unobserved cells stay NaN.
     """
+    scores = np.asarray(scores, dtype=np.float32)
+    observed = ~np.isnan(scores)
     with np.errstate(invalid="ignore"):
-        best = np.nanmax(np.where(np.isnan(scores).all(axis=1, keepdims=True), 0, scores), axis=1, keepdims=True)
-        labels = ((scores >= tolerance * best) & (best > 0)).astype(np.float32)
-    labels[np.isnan(scores)] = np.nan
+        best = np.where(observed, scores, -np.inf).max(axis=1, keepdims=True)
+        labels = (scores >= tolerance * best).astype(np.float32)
+    if binary is None:
+        binary = bool(np.all((scores == 0) | (scores == 1) | ~observed))
+    if binary:
+        labels = np.where(observed, scores, 0).astype(np.float32)
+    labels[~observed] = np.nan
     return labels

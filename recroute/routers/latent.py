@@ -36,7 +36,7 @@ class LatentFactorRouter(Router):
         rows = np.random.default_rng(0).permutation(train.n_prompts)[:max(1, CALIBRATION_CELLS // train.n_models)]
         sample = train.subset(prompts=np.sort(rows))
         self.calibration_ = _platt(self._score(Queries(embeddings=sample.embeddings), np.arange(train.n_models)),
-                                   best_set_labels(sample.scores))
+                                   best_set_labels(sample.scores, binary=train.score_kind == "binary"))
         return self
 
     def probability(self, queries: Queries, models: Sequence[str] | None = None) -> np.ndarray:

@@ -64,6 +64,17 @@ class ROracleRouter(Router):
         return np.where(use_oracle[:, None], truth + 1e-3 * noise * best, noise)
 
 
+    def policy(self, queries, models=None):
+        """The oracle's choice with probability p, each LLM with probability (1 − p)/m besides."""
+        columns = self.columns(models)
+        uniform = np.full((len(queries), len(columns)), (1.0 - self.p) / len(columns))
+        if self.p == 0:
+            return uniform
+        best = np.argmax(_truth(queries, self.models_[columns]), axis=1)
+        uniform[np.arange(len(best)), best] += self.p
+        return uniform
+
+
 class RandomRouter(ROracleRouter):
     """Uniformly random LLM for every prompt (r_o(0))."""
 

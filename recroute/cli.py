@@ -6,8 +6,10 @@ traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -20,13 +22,17 @@ from .report import format_table
 
 
 class _Group(click.Group):
-    """Turns library errors into one sentence and a non-zero exit."""
+    """Turns library errors, and click's usage errors, into one sentence and exit status 2."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except RecrouteError as exc:
             click.echo(f"recroute: error: {exc}", err=True)
+            sys.exit(2)
+        except click.UsageError as exc:  # click's own form is four lines: usage, a hint, a blank, the error
+            command = exc.ctx.command_path if exc.ctx else ctx.command_path
+            click.echo(f"recroute: error: {command}: {exc.format_message()}", err=True)
             sys.exit(2)
 
 
@@ -88,10 +94,17 @@ def info(data_name, allow_pickle):
 
 
 def _csv_list(text: str, kind=str) -> list:
+    """A comma-separated option: at least one item, none twice (an empty list would run nothing and exit 0)."""
     try:
-        return [kind(part.strip()) for part in text.split(",") if part.strip()]
+        items = [kind(part.strip()) for part in text.split(",") if part.strip()]
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a comma-separated list of {kind.__name__}s.") from None
+    if not items:
+        raise click.BadParameter(f"{text!r} names nothing; give a comma-separated list of {kind.__name__}s.")
+    repeated = next((item for k, item in enumerate(items) if item in items[:k]), None)
+    if repeated is not None:
+        raise click.BadParameter(f"{text!r} names {repeated!r} twice.")
+    return items
 
 
 def _progress(done: int, total: int, label: str) -> None:
@@ -104,7 +117,10 @@ def _progress(done: int, total: int, label: str) -> None:
 
 def _write_json(rows, path: str | None) -> None:
     if path:
-        Path(path).write_text(json.dumps(rows, indent=1, default=float) + "\n")
+        try:
+            Path(path).write_text(json.dumps(rows, indent=1, default=float) + "\n")
+        except OSError as exc:  # checked before the work started; the disk can still fill or the folder go
+            raise RecrouteError(f"{path}: cannot write ({exc.strerror or exc}).") from None
         click.echo(f"wrote {len(rows)} rows to {path}", err=True)
 
 
@@ -121,12 +137,11 @@ def _with_embeddings(data, routers):
     return protocol.with_embeddings(data, progress=True, encoder=encoder)
 
 
-def _output_target(path: str | None, suffix: str) -> None:
-    """Refuse before any work if an output cannot be written, so nothing half-runs."""
-    if path and not Path(path).resolve().parent.is_dir():
-        raise RecrouteError(f"{path}: its folder does not exist.")
-    if path and suffix and not path.lower().endswith(suffix):
-        raise RecrouteError(f"{path}: expected a {suffix} file name.")
+def _output_target(path: str | None, suffix: str, inputs=()) -> None:
+    """Refuse before any work if an output cannot be written or would replace one of ``inputs``."""
+    from .safeio import check_output
+
+    check_output(path, suffix=suffix, inputs=inputs)
 
 
 @main.command("eval")
@@ -157,23 +172,29 @@ def _output_target(path: str | None, suffix: str) -> None:
 def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, protocol_name, seeds, seed_list, reference,
                  side_info, debias_clip, no_tune, detail, json_out):
     """Run the RouterEval protocol: μ_o, V_R, V_B, E_p per router and pool size."""
-    _output_target(json_out, ".json")
+    _output_target(json_out, ".json", inputs=[data_name])
     if debias_clip is not None and not debias_clip >= 1:
         raise RecrouteError(f"--debias {debias_clip}: the clip must be at least 1.")
     routers = _csv_list(routers)
+    sizes, group_names = _csv_list(pool_sizes, int), _csv_list(groups)  # before any work
+    seed_values = _csv_list(seed_list, int) if seed_list else _first_seeds(seeds)
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
     if reference is not None:
         try:
             reference = float(reference)
         except ValueError:
             data.model_index([reference])
+        else:
+            if not (np.isfinite(reference) and reference > 0):
+                raise RecrouteError(f"--reference {reference}: a number must be finite and positive (V_R divides by it).")
     data = _with_embeddings(data, routers)
-    rows = protocol.evaluate(
-        data, routers, pool_sizes=_csv_list(pool_sizes, int), groups=_csv_list(groups), protocol=protocol_name,
-        seeds=_csv_list(seed_list, int) if seed_list else _first_seeds(seeds), reference=reference,
-        side_info=side_info, debias_clip=debias_clip, tune=not no_tune, progress=_progress,
-        notice=lambda sentence: click.echo(sentence, err=True),
-    )
+    with _evaluating(data):
+        rows = protocol.evaluate(
+            data, routers, pool_sizes=sizes, groups=group_names, protocol=protocol_name,
+            seeds=seed_values, reference=reference,
+            side_info=side_info, debias_clip=debias_clip, tune=not no_tune, progress=_progress,
+            notice=lambda sentence: click.echo(sentence, err=True),
+        )
     by = ("router", "m", "group") if detail else ("router", "m")
     order = list(dict.fromkeys(r["router"] for r in rows))
     table = protocol.summarize(rows, by=by)
@@ -184,6 +205,23 @@ def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, protocol_
         for r in table
     ]))
     _write_json(rows, json_out)
+
+
+@contextlib.contextmanager
+def _evaluating(data):
+    """Data too thin for the protocol (one prompt, nothing observed) fails deep inside a metric: say which
+    data, in one line. numpy's warnings about empty slices, which the tables show as NaN, stay off stderr."""
+    if not data.observed.any():
+        raise RecrouteError(f"{data.source}: holds no observed outcome to evaluate on.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            yield
+        except RecrouteError as exc:
+            if str(exc).startswith(data.source):
+                raise
+            raise RecrouteError(f"{data.source}: cannot be evaluated ({str(exc).rstrip('.')}); "
+                                f"it has {data.n_prompts} prompts.") from None
 
 
 def _first_seeds(n: int) -> list[int]:
@@ -203,16 +241,18 @@ def _pm(row: dict, metric: str) -> str:
 @click.option("--seed", default=0, show_default=True)
 def scaling(data_name, allow_pickle, out, pools, seed):
     """Model-level scaling up: r_o(p) against pool size (RouterEval Figure 2)."""
-    _output_target(out, ".png")
+    json_path = str(Path(out).with_suffix(".json"))
+    _output_target(out, ".png", inputs=[data_name])
+    _output_target(json_path, ".json", inputs=[data_name])
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
-    curve = protocol.scaling_curve(data, n_pools=pools, seed=seed)
+    with _evaluating(data):
+        curve = protocol.scaling_curve(data, n_pools=pools, seed=seed)
     from .plots import plot_scaling
 
     plot_scaling(curve, f"{Path(data.source).stem}: r_o(p) vs pool size", out)
     points = [{"m": m, "p": p, "mu": float(curve["ro"][i, j])}
               for i, p in enumerate(curve["ps"]) for j, m in enumerate(curve["sizes"])]
     points += [{"m": m, "p": "bsm", "mu": float(curve["bsm"][j])} for j, m in enumerate(curve["sizes"])]
-    json_path = str(Path(out).with_suffix(".json"))
     _write_json(points, json_path)
     headers = ["m"] + [f"r_o({p:g})" for p in curve["ps"]] + ["BSM"]
     click.echo(format_table(headers, [[m, *curve["ro"][:, j], curve["bsm"][j]]
@@ -238,8 +278,8 @@ def scaling(data_name, allow_pickle, out, pools, seed):
 def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, tolerance, strong_fraction, seeds, out,
          json_out):
     """Strong/weak routing as RouteLLM and Hybrid LLM do it: P(weak is good enough), APGR, CPT."""
-    _output_target(out, ".png")
-    _output_target(json_out, ".json")
+    _output_target(out, ".png", inputs=[data_name])
+    _output_target(json_out, ".json", inputs=[data_name])
     protocol.check_pair_options(tolerance, strong_fraction)
     routers = _csv_list(routers)
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
@@ -256,8 +296,9 @@ def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, toleranc
             raise RecrouteError(f"{data.source}: no prompt group starts with {prompt_groups!r}.")
         data = data.subset(prompts=keep)
     data = _with_embeddings(data, routers)
-    rows, result = protocol.evaluate_pair(data, routers, strong=strong, weak=weak, seeds=range(seeds),
-                                          tolerance=tolerance, strong_fraction=strong_fraction, progress=_progress)
+    with _evaluating(data):
+        rows, result = protocol.evaluate_pair(data, routers, strong=strong, weak=weak, seeds=range(seeds),
+                                              tolerance=tolerance, strong_fraction=strong_fraction, progress=_progress)
     click.echo(f"strong {result['pair'][0]} μ={result['strong']:.3f}, weak {result['pair'][1]} "
                f"μ={result['weak']:.3f}, means over {seeds} seeds")
     table = []
@@ -283,7 +324,7 @@ def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, toleranc
 @pickle_option
 @click.option("--routers", default="bsm,knn,linear,mlp,bilinear", show_default=True)
 @click.option("--models", default=None, help="Comma-separated LLMs to route among (default: all).")
-@click.option("--output-tokens", default=256, show_default=True,
+@click.option("--output-tokens", default=256, show_default=True, type=click.IntRange(min=0),
               help="Assumed answer length when costs come from per-token prices.")
 @click.option("--seeds", default=3, show_default=True)
 @click.option("--out", required=True, help="PNG of mean score against mean cost per query.")
@@ -292,8 +333,8 @@ def pareto(data_name, allow_pickle, routers, models, output_tokens, seeds, out, 
     """Quality against cost as the cost weight λ sweeps: AIQ per router (and APGR/CPT for two LLMs)."""
     from .cost import require_costs
 
-    _output_target(out, ".png")
-    _output_target(json_out, ".json")
+    _output_target(out, ".png", inputs=[data_name])
+    _output_target(json_out, ".json", inputs=[data_name])
     routers = _csv_list(routers)
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
     require_costs(data)  # before any embedding work
@@ -301,8 +342,9 @@ def pareto(data_name, allow_pickle, routers, models, output_tokens, seeds, out, 
     if models:
         data.model_index(models)
     data = _with_embeddings(data, routers)
-    result = protocol.cost_quality(data, routers, seeds=range(seeds), models=models, output_tokens=output_tokens,
-                                   progress=_progress)
+    with _evaluating(data):
+        result = protocol.cost_quality(data, routers, seeds=range(seeds), models=models, output_tokens=output_tokens,
+                                       progress=_progress)
     rows = result["rows"]
     two = len(result["models"]) == 2
     headers = ["router", "AIQ"] + (["APGR", "CPT(50%)", "CPT(80%)"] if two else []) + ["best score", "its cost"]
@@ -344,23 +386,6 @@ def _params(pairs: tuple[str, ...]) -> dict:
     return params
 
 
-def _check_param_types(router, params: dict) -> None:
-    """A --param value must have its default's type (an int for epochs, a number for a rate, a string)."""
-    defaults = router.get_params()
-    for key, value in params.items():
-        default = defaults.get(key)
-        if isinstance(default, bool) or not isinstance(default, (int, float, str)):
-            continue  # unknown names are left to the router's own error
-        if isinstance(default, str):
-            ok, kind = isinstance(value, str), "a string"
-        elif isinstance(default, int):
-            ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
-        else:
-            ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
-        if not ok:
-            raise RecrouteError(f"--param {key}={json.dumps(value)}: {key} must be {kind}.")
-
-
 @main.command()
 @data_option
 @pickle_option
@@ -373,11 +398,11 @@ def fit(data_name, allow_pickle, router_name, param_pairs, out):
     from .cost import CostModel
     from .embed import DEFAULT_MODEL
     from .routers import make_router
-    from .store import save_router
+    from .store import check_destination, save_router
 
     params = _params(param_pairs)
-    _check_param_types(make_router(router_name), params)
     make_router(router_name, **params)  # fail before any work on a bad name or parameter
+    check_destination(out, inputs=[data_name])
     data = _with_embeddings(bundled.resolve(data_name, allow_pickle=allow_pickle), [router_name])
     factory = lambda: make_router(router_name, **params)  # noqa: E731
     if not params and getattr(factory(), "param_grid", None):
@@ -439,6 +464,8 @@ def add_llm(folder, data_name, allow_pickle, name):
         if data.n_models != 1:
             raise RecrouteError(f"{data.source}: holds {data.n_models} LLMs; name the one to add with --name.")
         name = str(data.models[0])
+    if name in served.models:  # before anything about prices, which would only distract from this
+        raise RecrouteError(f"{folder}: already routes to {name!r}; remove it first to replace it.")
     data = data.subset(models=[name])
     data = data.subset(prompts=data.observed[:, 0])
     if data.n_prompts == 0:
@@ -489,10 +516,12 @@ def synth(n_prompts, n_llms, skills, dim, seed, out):
 
 
 def _read_prompts(path: Path) -> list[str]:
+    from .loaders import parse_json
+
     if not path.is_file():
         raise RecrouteError(f"{path}: file not found.")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a byte-order mark is not prompt text
     except UnicodeDecodeError:
         raise RecrouteError(f"{path}: is not UTF-8 text.") from None
     if path.suffix.lower() != ".jsonl":
@@ -503,9 +532,10 @@ def _read_prompts(path: Path) -> list[str]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise RecrouteError(f"{path}:{number}: invalid JSON.") from None
+                record = parse_json(line)
+            except (ValueError, RecursionError):
+                raise RecrouteError(f"{path}:{number}: invalid JSON (malformed, nested too deeply, "
+                                    "or a key given twice).") from None
             if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
                 raise RecrouteError(f"{path}:{number}: expected an object with a 'prompt' string.")
             texts.append(record["prompt"])

@@ -48,6 +48,9 @@ class CostModel:
     """Predicted dollars per query of each LLM from the prompt's length."""
 
     def __init__(self, output_tokens: int = 256):
+        if isinstance(output_tokens, bool) or not isinstance(output_tokens, int) or output_tokens < 0:
+            raise RecrouteError(f"the assumed answer length must be a non-negative integer of tokens, "
+                                f"got {output_tokens!r}.")
         self.output_tokens = output_tokens
 
     def fit(self, data: RoutingData) -> "CostModel":
@@ -94,6 +97,9 @@ class CostModel:
     def state(self) -> dict[str, np.ndarray]:
         return {"intercept_": self.intercept_, "slope_": self.slope_, "models_": self.models_}
 
+    #: What :meth:`state` saves, in the form of :meth:`recroute.Router.array_shapes`.
+    ARRAY_SHAPES = {"intercept_": ("f", ("m",)), "slope_": ("f", ("m",)), "models_": ("U", ("m",))}
+
     def load_state(self, arrays: dict[str, np.ndarray]) -> "CostModel":
         for key in ("intercept_", "slope_", "models_"):
             if key not in arrays:
@@ -103,6 +109,9 @@ class CostModel:
         self.models_ = np.asarray(arrays["models_"]).astype(str)
         if not (self.intercept_.shape == self.slope_.shape == self.models_.shape):
             raise RecrouteError("the cost model's arrays disagree in length")
+        if not (np.isfinite(self.intercept_).all() and np.isfinite(self.slope_).all()) \
+                or (self.intercept_ < 0).any() or (self.slope_ < 0).any():
+            raise RecrouteError("the cost model's intercepts and slopes must be finite and non-negative")
         return self
 
 

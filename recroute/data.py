@@ -59,17 +59,14 @@ class RoutingData:
     def __post_init__(self):
         set_ = functools.partial(object.__setattr__, self)
         src = self.source
-        scores = np.asarray(self.scores)
+        scores = _reals(self.scores, "scores", src)
         if scores.ndim != 2:
             raise RecrouteError(f"{src}: scores must be a 2-D prompts × LLMs matrix, got shape {scores.shape}.")
-        if not np.issubdtype(scores.dtype, np.number) and scores.dtype != bool:
-            raise RecrouteError(f"{src}: scores must be numeric, got dtype {scores.dtype}.")
-        scores = scores.astype(np.float32, copy=False)
         n, m = scores.shape
         if m == 0:  # zero prompts is allowed: an empty part of a split (no 'val', say)
             raise RecrouteError(f"{src}: no outcomes ({n} prompts × {m} LLMs).")
         if np.isinf(scores).any():
-            raise RecrouteError(f"{src}: scores contain infinite values.")
+            raise RecrouteError(f"{src}: scores contain infinite values (or values too large for 32-bit floats).")
         set_("scores", scores)
         set_("prompt_ids", _strings(self.prompt_ids, n, "prompt_ids", src, unique=True))
         set_("models", _strings(self.models, m, "models", src, unique=True))
@@ -84,21 +81,21 @@ class RoutingData:
                 raise RecrouteError(f"{src}: split labels must be train/val/test, found {unknown[:3]}.")
             set_("splits", splits)
         if self.cost is not None:
-            cost = np.asarray(self.cost, dtype=np.float32)
+            cost = _reals(self.cost, "cost", src)
             if cost.shape != scores.shape:
                 raise RecrouteError(f"{src}: cost has shape {cost.shape}, scores have {scores.shape}.")
             if np.isinf(cost).any() or (cost < 0).any():
                 raise RecrouteError(f"{src}: costs must be finite and non-negative.")
             set_("cost", cost)
         if self.price is not None:
-            price = np.asarray(self.price, dtype=np.float64)
+            price = _reals(self.price, "price", src, np.float64)
             if price.shape != (m, 2):
                 raise RecrouteError(f"{src}: price must have shape ({m}, 2) for input/output tokens, got {price.shape}.")
             if not np.isfinite(price).all() or (price < 0).any():
                 raise RecrouteError(f"{src}: prices must be finite and non-negative.")
             set_("price", price)
         if self.embeddings is not None:
-            emb = np.asarray(self.embeddings, dtype=np.float32)
+            emb = _reals(self.embeddings, "embeddings", src)
             if emb.ndim != 2 or emb.shape[0] != n:
                 raise RecrouteError(f"{src}: embeddings must have shape ({n}, dim), got {emb.shape}.")
             if not np.isfinite(emb).all():
@@ -274,6 +271,19 @@ def csr_of_observed(matrix: np.ndarray, block: int = 2048) -> sp.csr_matrix:
     return sp.csr_matrix((data, indices, indptr), shape=matrix.shape)
 
 
+def _reals(values, name, src, dtype=np.float32) -> np.ndarray:
+    """Real numbers (bool, integer or float; not complex, dates or text) as ``dtype``; a value too large
+    for it becomes inf, which the caller refuses, instead of a RuntimeWarning."""
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise RecrouteError(f"{src}: {name} is not a regular array of numbers ({exc}).") from None
+    if arr.dtype.kind not in "biuf":
+        raise RecrouteError(f"{src}: {name} must hold real numbers, got dtype {arr.dtype}.")
+    with np.errstate(over="ignore"):
+        return arr.astype(dtype, copy=False)
+
+
 def _strings(values, n, name, src, unique=False) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1 or len(arr) != n:
@@ -284,6 +294,7 @@ def _strings(values, n, name, src, unique=False) -> np.ndarray:
         if not all(isinstance(v, str) for v in arr):
             raise RecrouteError(f"{src}: {name} must be strings.")
         arr = arr.astype(str)
+    check_unicode(arr.tolist(), f"{src}: {name} entry")
     if unique and len(np.unique(arr)) != n:
         values, counts = np.unique(arr, return_counts=True)
         k = int(np.argmax(counts > 1))
@@ -297,8 +308,28 @@ def _texts(values, n, src) -> np.ndarray:
     values = list(values)
     if len(values) != n or not all(isinstance(v, str) for v in values):
         raise RecrouteError(f"{src}: prompts must be {n} strings.")
+    check_unicode(values, f"{src}: prompt")
     arr[:] = values
     return arr
+
+
+def check_unicode(texts: list, what: str) -> None:
+    """Refuse strings that cannot be written out as UTF-8: lone surrogates, from JSON escapes like \\ud800
+    or from command-line bytes that were not UTF-8. ``what`` names the k-th string in the message."""
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        k = next(i for i, t in enumerate(texts) if not _encodable(t))
+        raise RecrouteError(f"{what} {k} is not valid UTF-8 text (it holds a lone surrogate such as \\ud800, "
+                            "or bytes that are not UTF-8).") from None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _encoder_record(record, has_embeddings: bool, src) -> dict:

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -22,6 +23,7 @@ import numpy as np
 
 from .data import SPLIT_NAMES, RoutingData
 from .errors import RecrouteError
+from .safeio import read_npz
 
 LONG_REQUIRED = ("prompt_id", "model", "score")
 LONG_OPTIONAL = ("prompt", "cost", "group", "split")
@@ -32,6 +34,10 @@ WIDE_IGNORED = ("", "oracle_model_to_route_to")
 COST_SUFFIX = "|total_cost"
 
 csv.field_size_limit(2**31 - 1)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# A number as people and programs write it: ASCII digits, optional sign, point and exponent; nan/inf
+# are matched so that they get the message that says how to mark a missing cell.
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE | re.ASCII)
 
 
 def load(path, *, allow_pickle: bool = False, tasks=None) -> RoutingData:
@@ -55,8 +61,8 @@ def load(path, *, allow_pickle: bool = False, tasks=None) -> RoutingData:
         return load_score_json(path, tasks=tasks)
     if suffix == ".csv":
         with _reading(path):
-            with open(path, newline="", encoding="utf-8") as f:
-                header = next(csv.reader(f), [])
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                header = next(csv.reader(f, strict=True), [])
         return load_long(path) if {"model", "score"} & set(header) else load_wide_csv(path)
     raise RecrouteError(
         f"{path}: unknown format '{suffix or path.name}'; expected .csv, .jsonl, .json, .npz or .pkl."
@@ -74,9 +80,10 @@ def load_long(path) -> RoutingData:
             records = list(_csv_records(path))
     if not records:
         raise RecrouteError(f"{path}: holds a header but no records.")
-    _check_columns(path, set(records[0][1]), LONG_REQUIRED, LONG_OPTIONAL)
+    _check_columns(path, set().union(*(rec for _, rec in records)), LONG_REQUIRED, LONG_OPTIONAL)
 
     prompt_row: dict[str, int] = {}
+    pid_type: dict[str, type] = {}  # JSONL ids 1 and "1" must not merge into one prompt
     model_col: dict[str, int] = {}
     cells: dict[tuple[int, int], tuple[float, float, int]] = {}
     per_prompt = {name: {} for name in ("prompt", "group", "split")}
@@ -84,7 +91,10 @@ def load_long(path) -> RoutingData:
         missing = [c for c in LONG_REQUIRED if rec.get(c) in (None, "")]
         if missing:
             raise RecrouteError(f"{path}:{line}: empty '{missing[0]}'.")
-        pid, model = str(rec["prompt_id"]), str(rec["model"])
+        pid, model = _label(rec, "prompt_id", path, line), _label(rec, "model", path, line)
+        if pid_type.setdefault(pid, type(rec["prompt_id"])) is not type(rec["prompt_id"]):
+            raise RecrouteError(f"{path}:{line}: prompt_id {rec['prompt_id']!r} is a {type(rec['prompt_id']).__name__} "
+                                f"where an earlier line has the {pid_type[pid].__name__} {pid!r}; use one type for ids.")
         i = prompt_row.setdefault(pid, len(prompt_row))
         j = model_col.setdefault(model, len(model_col))
         score = _number(rec["score"], path, line, "score", allow_empty=False)
@@ -99,10 +109,10 @@ def load_long(path) -> RoutingData:
             )
         cells[(i, j)] = (score, cost, line)
         for name, seen in per_prompt.items():
-            value = rec.get(name)
-            if value in (None, ""):
+            if rec.get(name) in (None, ""):
                 continue
-            if seen.setdefault(i, str(value)) != str(value):
+            value = _label(rec, name, path, line)
+            if seen.setdefault(i, value) != value:
                 raise RecrouteError(f"{path}:{line}: prompt {pid!r} has two different '{name}' values.")
 
     n, m = len(prompt_row), len(model_col)
@@ -190,8 +200,8 @@ def load_score_json(path, tasks=None) -> RoutingData:
     """
     path = Path(path)
     with _reading(path):
-        with open(path, encoding="utf-8") as f:
-            items = json.load(f)
+        with open(path, encoding="utf-8-sig") as f:
+            items = parse_json(f.read())
     if not isinstance(items, list) or not items:
         raise RecrouteError(f"{path}: expected a non-empty JSON list of {{question, scores}} objects.")
     models: dict[str, int] = {}
@@ -239,18 +249,15 @@ def load_npz(path) -> RoutingData:
     with _reading(path):
         if not zipfile.is_zipfile(path):
             raise RecrouteError(f"{path}: is not an .npz (zip) archive; it is corrupt or was not written by numpy.savez.")
-        with np.load(path, allow_pickle=False) as npz:
-            keys = set(npz.files)
-            missing = [k for k in ("scores", "prompt_ids", "models") if k not in keys]
-            if missing:
-                raise RecrouteError(f"{path}: missing array '{missing[0]}' (has {', '.join(sorted(keys))}).")
-            arrays = {k: npz[k] for k in keys}
+        arrays = read_npz(path)
+        keys = set(arrays)
+        missing = [k for k in ("scores", "prompt_ids", "models") if k not in keys]
+        if missing:
+            raise RecrouteError(f"{path}: missing array '{missing[0]}' (has {', '.join(sorted(keys))}).")
     if arrays["scores"].ndim != 2 or arrays["scores"].shape[0] == 0:
         raise RecrouteError(f"{path}: 'scores' must be a non-empty prompts × LLMs matrix, got shape {arrays['scores'].shape}.")
-    if "prompts_utf8" in arrays:
-        blob, offsets = arrays.pop("prompts_utf8"), arrays.pop("prompts_offsets")
-        raw = blob.tobytes()
-        arrays["prompts"] = [raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])]
+    if "prompts_utf8" in arrays or "prompts_offsets" in arrays:
+        arrays["prompts"] = _unpack_texts(path, arrays.pop("prompts_utf8", None), arrays.pop("prompts_offsets", None))
     if "embedding_model" in arrays:
         arrays["embedding_model"] = _encoder_record(arrays["embedding_model"], path)
     known = {"scores", "prompt_ids", "models", "prompts", "groups", "splits", "cost", "price", "embeddings",
@@ -258,11 +265,32 @@ def load_npz(path) -> RoutingData:
     return RoutingData(source=str(path), **{k: v for k, v in arrays.items() if k in known})
 
 
+def _unpack_texts(path: Path, blob, offsets) -> list[str]:
+    """Prompt texts from the UTF-8 bytes and offsets :func:`save_npz` writes, every offset checked."""
+    if blob is None or offsets is None:
+        raise RecrouteError(f"{path}: holds one of 'prompts_utf8' and 'prompts_offsets' without the other.")
+    if blob.dtype != np.uint8 or blob.ndim != 1:
+        raise RecrouteError(f"{path}: 'prompts_utf8' must be a 1-D uint8 array, got {blob.dtype} of shape {blob.shape}.")
+    if offsets.dtype.kind not in "iu" or offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 \
+            or offsets[-1] != len(blob) or (np.diff(offsets) < 0).any():
+        raise RecrouteError(f"{path}: 'prompts_offsets' must be integers rising from 0 to the length of "
+                            f"'prompts_utf8' ({len(blob)}).")
+    raw = blob.tobytes()
+    texts = []
+    for k, (a, b) in enumerate(zip(offsets[:-1].tolist(), offsets[1:].tolist())):
+        try:
+            texts.append(raw[a:b].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise RecrouteError(f"{path}: prompt {k} in 'prompts_utf8' is not UTF-8 (its offsets may split a "
+                                "character).") from None
+    return texts
+
+
 def _encoder_record(array: np.ndarray, path: Path) -> dict:
     """The ``embedding_model`` entry of an ``.npz``: a JSON object held in a 0-d string array."""
     try:
         record = json.loads(str(array[()])) if array.dtype.kind == "U" and array.ndim == 0 else None
-    except ValueError:
+    except (ValueError, RecursionError):
         record = None
     if not isinstance(record, dict):
         raise RecrouteError(f"{path}: 'embedding_model' must be a JSON object as one string (the encoder that "
@@ -321,7 +349,12 @@ def load_routereval_pickle(path, *, allow_pickle: bool = False, key: str | None 
                 "(allow_pickle=True) only for a file from a source you trust."
             )
         with open(path, "rb") as f:
-            obj = pickle.load(f)  # noqa: S301 - opted in above
+            try:
+                obj = pickle.load(f)  # noqa: S301 - opted in above
+            except (pickle.UnpicklingError, EOFError, OSError, MemoryError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - unpickling runs code from the file; it can raise anything
+                raise RecrouteError(f"{path}: cannot be unpickled ({type(exc).__name__}: {str(exc)[:80]}).") from None
     for part in (key.split("/") if key else []):
         if not isinstance(obj, dict) or part not in obj and _maybe_int(part) not in obj:
             raise RecrouteError(f"{path}: no entry {part!r} on the way to {key!r}.")
@@ -330,20 +363,24 @@ def load_routereval_pickle(path, *, allow_pickle: bool = False, key: str | None 
         keys = list(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
         raise RecrouteError(f"{path}: not a RouterEval router dataset (needs 'model' and 'data'; found {keys}); "
                             "name the nested entry with --key.")
-    data, prompts = obj["data"], obj.get("prompt") or {}
+    data, prompts, models = obj["data"], obj.get("prompt") or {}, obj["model"]
+    if not isinstance(models, (list, tuple, np.ndarray)) or not all(isinstance(m, str) for m in models):
+        raise RecrouteError(f"{path}: 'model' must be a list of LLM names (strings), got {type(models).__name__}.")
+    if not isinstance(data, dict) or not isinstance(prompts, dict):
+        raise RecrouteError(f"{path}: malformed RouterEval router dataset ('data' and 'prompt' must be dicts).")
     parts = []
     try:  # a malformed structure is bad input too, not a traceback
         for split in SPLIT_NAMES:
             if f"{split}_score" not in data:
                 continue
-            scores = np.asarray(data[f"{split}_score"], dtype=np.float32)
+            scores = np.asarray(data[f"{split}_score"])  # RoutingData checks it holds real numbers
             emb = next((data[k] for k in (f"{split}_embed", f"{split}_embedding") if k in data), None)
             texts = prompts.get(f"{split}_prompt")
             n = len(scores)
             parts.append(RoutingData(
-                source=str(path), scores=scores, prompt_ids=[f"{split}/{i}" for i in range(n)], models=list(obj["model"]),
+                source=str(path), scores=scores, prompt_ids=[f"{split}/{i}" for i in range(n)], models=list(models),
                 prompts=None if texts is None else [str(t) for t in texts], splits=[split] * n,
-                embeddings=None if emb is None else np.asarray(emb, dtype=np.float32),
+                embeddings=None if emb is None else np.asarray(emb),
             ))
     except RecrouteError:
         raise
@@ -372,10 +409,14 @@ def _reading(path: Path):
         raise RecrouteError(f"{path}: is not UTF-8 text.") from None
     except json.JSONDecodeError as exc:
         raise RecrouteError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}).") from None
+    except (RecursionError, DuplicateKeyError) as exc:
+        raise RecrouteError(f"{path}: invalid JSON ({_json_problem(exc)}).") from None
     except csv.Error as exc:
         raise RecrouteError(f"{path}: malformed CSV ({exc}).") from None
     except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError) as exc:
         raise RecrouteError(f"{path}: is corrupt or truncated ({exc}).") from None
+    except MemoryError:
+        raise RecrouteError(f"{path}: needs more memory than there is to read; is it corrupt?") from None
     except ValueError as exc:
         if "allow_pickle" in str(exc):
             raise RecrouteError(f"{path}: holds object arrays, which need pickle; store strings as numpy str arrays.") from None
@@ -384,9 +425,32 @@ def _reading(path: Path):
         raise RecrouteError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object names a key twice; json keeps the last value silently."""
+
+
+def parse_json(text: str):
+    """``json.loads`` that refuses a key given twice in one object instead of keeping the last value."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
+def _unique_keys(pairs: list) -> dict:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise DuplicateKeyError(f"key {repeated!r} appears twice in one object")
+    return result
+
+
+def _json_problem(exc: Exception) -> str:
+    """What was wrong with JSON text, in words (Python's RecursionError says nothing useful)."""
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+
+
 def _csv_records(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of a name
+        reader = csv.DictReader(f, strict=True)  # strict: a stray quote is an error, not the rest of the file
         if not reader.fieldnames:
             raise RecrouteError(f"{path}: has no header row.")
         duplicated = {c for c in reader.fieldnames if reader.fieldnames.count(c) > 1}
@@ -401,14 +465,16 @@ def _csv_records(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
+                rec = parse_json(line)
             except json.JSONDecodeError as exc:
                 raise RecrouteError(f"{path}:{line_no}: invalid JSON ({exc.msg}).") from None
+            except (ValueError, RecursionError) as exc:
+                raise RecrouteError(f"{path}:{line_no}: invalid JSON ({_json_problem(exc)}).") from None
             if not isinstance(rec, dict):
                 raise RecrouteError(f"{path}:{line_no}: expected a JSON object per line.")
             yield line_no, rec
@@ -428,6 +494,16 @@ def _check_columns(path: Path, present: set, required: Iterable[str], optional: 
             raise RecrouteError(f"{path}: unknown column '{column}'; did you mean '{close[0]}'?")
 
 
+def _label(rec: dict, column: str, path, line) -> str:
+    """A name or id cell as text: a string, or (for ids and groups) an integer; never a list, a float or a bool."""
+    value = rec[column]
+    integer_ok = column in ("prompt_id", "group")
+    if isinstance(value, str) or (integer_ok and isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    kind = "a string or an integer" if integer_ok else "a string"
+    raise RecrouteError(f"{path}:{line}: '{column}' must be {kind}, got {json.dumps(value)[:40]}.")
+
+
 def _number(value, path, where, column, allow_empty: bool) -> float:
     """Parse one score or cost; empty is NaN (not observed) only where allowed."""
     if value is None or (isinstance(value, str) and value.strip() == ""):
@@ -440,16 +516,22 @@ def _number(value, path, where, column, allow_empty: bool) -> float:
         text = value.strip()
         if text in ("True", "true", "False", "false"):
             return float(text.lower() == "true")
-        try:
-            number = float(text)
-        except ValueError:
-            raise RecrouteError(f"{path}:{where}: '{column}' value {value[:40]!r} is not a number.") from None
+        if not _NUMBER.fullmatch(text):  # float() would also take '1_0' and non-ASCII digits
+            raise RecrouteError(f"{path}:{where}: '{column}' value {value[:40]!r} is not a number.")
+        number = float(text)
     elif isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float
+            number = math.inf
     else:
-        raise RecrouteError(f"{path}:{where}: '{column}' value {value!r} is not a number.")
-    if not math.isfinite(number):
-        raise RecrouteError(f"{path}:{where}: '{column}' is {value!r}; leave a cell empty for 'not observed'.")
+        raise RecrouteError(f"{path}:{where}: '{column}' value {str(value)[:40]!r} is not a number.")
+    stated_non_finite = isinstance(value, float) or isinstance(value, str) and "n" in value.lower()  # nan, inf
+    if not math.isfinite(number) and stated_non_finite:
+        raise RecrouteError(f"{path}:{where}: '{column}' is {str(value)[:40]!r}; leave a cell empty for 'not observed'.")
+    if abs(number) > FLOAT32_MAX:
+        raise RecrouteError(f"{path}:{where}: '{column}' value {str(value)[:40]!r} is too large "
+                            f"(outcomes and costs are stored as 32-bit floats, at most {FLOAT32_MAX:.3g}).")
     return number
 
 

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import RecrouteError
+
 
 def _pyplot():
     import matplotlib
@@ -24,8 +26,12 @@ def _save(fig, ax, xlabel: str, ylabel: str, title: str, out) -> Path:
     ax.grid(alpha=0.3)
     out = Path(out)
     fig.tight_layout()
-    fig.savefig(out, dpi=130)
-    _pyplot().close(fig)
+    try:
+        fig.savefig(out, dpi=130)
+    except OSError as exc:  # checked before the work started; the disk can still fill or the folder go
+        raise RecrouteError(f"{out}: cannot write the figure ({exc.strerror or exc}).") from None
+    finally:
+        _pyplot().close(fig)
     return out
 
 

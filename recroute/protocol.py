@@ -49,13 +49,14 @@ STRATUM_DRAWS = 1000
 
 
 def routereval_pools(scores: np.ndarray, sizes: Iterable[int], groups: Sequence[str] = POOL_GROUPS
-                     ) -> tuple[list[tuple[int, str, np.ndarray]], list[str]]:
+                     ) -> tuple[list[tuple[int, str, np.ndarray]], dict[int, str]]:
     """RouterEval's candidate pools on the full prompts × LLMs score matrix, and why any size was skipped.
 
     Returns ``(m, group, columns)`` for each size and group, the columns in
-    RouterEval's order (weakest first, which decides argmax ties), and one
-    sentence per pool size skipped because fewer than m LLMs lie between the
-    0.1 and 0.9 mean-score bounds. Pools do not depend on the split.
+    RouterEval's order (weakest first, which decides argmax ties), and for
+    each pool size skipped because fewer than m LLMs lie between the 0.1 and
+    0.9 mean-score bounds, one sentence saying so. Pools do not depend on the
+    split.
     """
     scores = np.asarray(scores, dtype=np.float32)
     n = scores.shape[1]
@@ -65,13 +66,13 @@ def routereval_pools(scores: np.ndarray, sizes: Iterable[int], groups: Sequence[
     first = _first(ordered > KEEP_ABOVE, n)
     last = min(_first(ordered > KEEP_BELOW, n), int((~np.isnan(means)).sum()))  # LLMs never observed sort last
     kept = max(last - first, 0)
-    pools, skipped = [], []
+    pools, skipped = [], {}
     for m in sizes:
         if m < 1:
             raise RecrouteError(f"a candidate pool needs at least 1 LLM, got pool size {m}.")
         if kept < m:
-            skipped.append(f"pool size {m} skipped: only {kept} of {n} LLMs have a mean score above "
-                           f"{KEEP_ABOVE} and at most {KEEP_BELOW}.")
+            skipped[m] = (f"pool size {m} skipped: only {kept} of {n} LLMs have a mean score above "
+                          f"{KEEP_ABOVE} and at most {KEEP_BELOW}.")
             continue
         width = max(n // 5, m)
         for group in groups:
@@ -244,11 +245,11 @@ def evaluate(
     pool_sizes = list(pool_sizes)
     if protocol == "routereval":
         fixed_pools, skipped = routereval_pools(data.scores, pool_sizes, groups)
-        for sentence in skipped:
+        if not fixed_pools:  # the smallest pool size says why
+            raise RecrouteError(f"{data.source}: no candidate pool to evaluate: {skipped[min(skipped)]}")
+        for sentence in skipped.values():
             if notice:
                 notice(f"{data.source}: {sentence}")
-        if not fixed_pools:
-            raise RecrouteError(f"{data.source}: no candidate pool to evaluate; {' '.join(skipped)}")
     n_pools = len(fixed_pools) if protocol == "routereval" else \
         len(list(candidate_pools(np.arange(data.n_models), pool_sizes, groups)))
     total, done, rows = len(seeds) * n_pools * len(variants), 0, []

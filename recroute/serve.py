@@ -13,10 +13,11 @@ from typing import Sequence
 import numpy as np
 
 from .cost import CostModel
+from .data import check_unicode
 from .embed import Encoder
 from .errors import RecrouteError
 from .routers import Queries, Router
-from .store import load_cost_model, save_router
+from .store import folder_version, load_cost_model, save_router
 from .store import load_router as _load
 
 
@@ -24,8 +25,9 @@ class ServedRouter:
     """A fitted router with the text encoder it was fitted with."""
 
     def __init__(self, router: Router, encoder: Encoder, manifest: dict | None = None,
-                 cost_model: CostModel | None = None, source: str = "this router"):
+                 cost_model: CostModel | None = None, source: str = "this router", read_version: tuple | None = None):
         self.router = router
+        self.read_version = read_version  # of the folder it was read from, so saving back cannot lose a write
         self.source = source
         self.encoder = encoder
         self.manifest = manifest or {}
@@ -48,6 +50,7 @@ class ServedRouter:
         if (cost_weight is not None or budget is not None) and self.cost_model is None:
             raise RecrouteError(f"{self.source}: was fitted without costs or prices, so it cannot route by cost; "
                                 "fit it on data that has them (routerbench, llmrouter).")
+        check_unicode(list(texts), "prompt")
         names = self.models if pool is None else list(pool)
         if pool is not None:
             self.router.columns(names)  # unknown names fail before any encoding, with the router's message
@@ -55,7 +58,7 @@ class ServedRouter:
         fitted_dim = self.manifest.get("embedding_dim")
         if fitted_dim is not None and queries.embeddings.shape[1] != fitted_dim:
             raise RecrouteError(
-                f"this router was fitted on {fitted_dim}-dimensional prompt embeddings, but "
+                f"{self.source}: was fitted on {fitted_dim}-dimensional prompt embeddings, but "
                 f"{self.encoder.model} gives {queries.embeddings.shape[1]}; fit it on prompt texts "
                 f"(recroute encodes them) or on embeddings of {self.encoder.model}."
             )
@@ -128,11 +131,13 @@ class ServedRouter:
         """Write the router back as a folder (atomically: a failure leaves the old folder intact)."""
         return save_router(self.router, folder, embedding_model=self.manifest.get("embedding_model", self.encoder.model),
                            data_source=self.manifest.get("data", ""), embedding_dim=self.manifest.get("embedding_dim"),
-                           cost_model=self.cost_model)
+                           cost_model=self.cost_model,
+                           read_version=self.read_version if str(folder) == self.source else None)
 
 
 def load_router(folder: str | Path, cache_dir: str | Path | None = None) -> ServedRouter:
     """Load a router folder written by ``recroute fit`` (or :func:`recroute.store.save_router`)."""
+    read_version = folder_version(folder)  # before reading: a write in between makes saving back refuse, never lose it
     router, manifest = _load(folder)
     return ServedRouter(router, Encoder(model=manifest["embedding_model"], cache_dir=cache_dir), manifest,
-                        load_cost_model(folder), source=str(folder))
+                        load_cost_model(folder), source=str(folder), read_version=read_version)

@@ -52,7 +52,7 @@ CASES = {
     "json null score": ("j.json", '[{"question": "q", "scores": {"a": null}}]', "empty 'a'"),
     "invalid json": ("j.json", '[{"question": "q", ', "invalid JSON"),
     "npz without models": ("m.npz", _npz(scores=GOOD["scores"], prompt_ids=GOOD["prompt_ids"]), "'models'"),
-    "npz object array": ("o.npz", _npz(**{**GOOD, "prompt_ids": np.array(["p"], dtype=object)}), "object arrays"),
+    "npz object array": ("o.npz", _npz(**{**GOOD, "prompt_ids": np.array(["p"], dtype=object)}), "holds Python objects"),
     "corrupt npz": ("r.npz", np.random.default_rng(0).bytes(512), "is not an .npz"),
     "npy named npz": ("a.npz", _npy, "is not an .npz"),
     "unknown extension": ("data.txt", "prompt,gpt\nq,1\n", "unknown format '.txt'"),
@@ -156,7 +156,7 @@ def test_routereval_pickle_with_allow_pickle(tmp_path):
 
 
 @pytest.mark.parametrize("change, fragment", [
-    (lambda obj: obj["data"].update(train_score=[["x", "y", "z"]] * 4), "malformed RouterEval"),
+    (lambda obj: obj["data"].update(train_score=[["x", "y", "z"]] * 4), "scores must hold real numbers"),
     (lambda obj: obj.update(prompt=["not", "a", "dict"]), "malformed RouterEval"),
     (lambda obj: obj["data"].update(val_score=np.ones((2, 4))), "models must hold 4 entries"),
     (lambda obj: obj.pop("data"), "not a RouterEval router dataset"),

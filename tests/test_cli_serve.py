@@ -447,7 +447,7 @@ def test_add_llm_from_embeddings_routes_to_it_and_remove_llm_undoes_it(small_rou
     assert manifest["models"] == LLMS + ["D"]
     assert {k: manifest[k] for k in ("router", "params", "embedding_model", "embedding_dim", "data")} == \
         {k: original_manifest[k] for k in ("router", "params", "embedding_model", "embedding_dim", "data")}
-    assert sorted(p.name for p in folder.parent.iterdir()) == ["router"]  # written in place, nothing left over
+    assert sorted(p.name for p in folder.parent.iterdir()) == [".router.lock", "router"]  # written in place, nothing left over
 
     assert first_choices(folder, "D,B") == ["D", "D", "B", "B", "D", "D"]
     assert first_choices(folder, "D,C")[:2] == ["D", "D"]  # math: D is right, C (history) is not

@@ -631,7 +631,7 @@ def test_add_save_and_load_routes_to_the_newcomer_and_prices_it(world, fitted, t
     assert served.add_llm(NEW, [], outcomes, cost_model=newcomer_costs, embeddings=embeddings) is served
     assert served.models == MODELS + [NEW]
     assert served.save(folder) == folder
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["router"]  # no temporary folders left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".router.lock", "router"]  # no temporary folders left
 
     loaded = _serve(folder)
     assert loaded.models == MODELS + [NEW] and loaded.manifest["models"] == MODELS + [NEW]
@@ -708,7 +708,7 @@ def test_a_failed_write_leaves_the_old_folder_intact(world, fitted, tmp_path, mo
     assert str(folder) in str(info.value)
     monkeypatch.undo()
     assert folder_bytes(folder) == saved
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["router"]  # the half-written copy is cleaned up
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".router.lock", "router"]  # the half-written copy is gone
     assert _serve(folder).models == MODELS
 
 

@@ -127,10 +127,10 @@ def test_two_strata_sizes_put_the_extra_llm_first():
 def test_pool_sizes_the_kept_llms_cannot_fill_are_skipped_with_a_sentence():
     found, skipped = pools([3, 11, 12, 100])
     assert {m for m, _ in found} == {3, 11}
-    assert skipped == [
-        "pool size 12 skipped: only 11 of 15 LLMs have a mean score above 0.1 and at most 0.9.",
-        "pool size 100 skipped: only 11 of 15 LLMs have a mean score above 0.1 and at most 0.9.",
-    ]
+    assert skipped == {
+        12: "pool size 12 skipped: only 11 of 15 LLMs have a mean score above 0.1 and at most 0.9.",
+        100: "pool size 100 skipped: only 11 of 15 LLMs have a mean score above 0.1 and at most 0.9.",
+    }
     # m = 11 takes every kept LLM in each group
     assert found[(11, "strong_to_weak")] == [f"L{i}" for i in range(2, 13)]
 
@@ -221,8 +221,10 @@ def test_knn_ties_go_to_the_first_llm_of_the_pool():
 def test_protocol_with_nothing_to_evaluate_says_why():
     data = clustered()
     notes = []
-    with pytest.raises(RecrouteError, match="no candidate pool to evaluate; pool size 5 skipped: only 3 of 3"):
-        evaluate(data, ["oracle"], pool_sizes=[5], seeds=[42], notice=notes.append)
+    with pytest.raises(RecrouteError, match="^clustered: no candidate pool to evaluate: pool size 4 skipped: only 3 of 3"):
+        evaluate(data, ["oracle"], pool_sizes=[5, 4], seeds=[42], notice=notes.append)
+    assert notes == []  # the error says it all, in one line
+    evaluate(data, ["oracle"], pool_sizes=[3, 5], seeds=[42], notice=notes.append)
     assert notes == ["clustered: pool size 5 skipped: only 3 of 3 LLMs have a mean score above 0.1 and at most 0.9."]
 
 

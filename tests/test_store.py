@@ -99,7 +99,8 @@ def edit_manifest(folder: Path, change) -> None:
 
 
 def leftovers(parent: Path, keep: set[str]) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if p.name not in keep)
+    """What else lies beside the router: the writers' lock file (.NAME.lock) stays on purpose."""
+    return sorted(p.name for p in parent.iterdir() if p.name not in keep and not p.name.endswith(".lock"))
 
 
 # -- round trips --------------------------------------------------------------------------------
@@ -297,7 +298,7 @@ CORRUPTIONS = {
     "unknown hyperparameter": (_set_manifest(params={"factors": 4, "depth": 3}),
                                "hyperparameters do not fit router 'als'"),
     "bad hyperparameter value": (_set_manifest(params={"factors": 4, "iterations": 5, "cold_start": "telepathy"}),
-                                 "unknown cold start 'telepathy'"),
+                                 "cold_start must be one of 'ridge', 'knn', 'mlp', got 'telepathy'"),
     "manifest names other LLMs": (_set_manifest(models=["a", "b", "c", "d", "e"]), "do not match the manifest"),
     "missing arrays.npz": (lambda folder: (folder / ARRAYS).unlink(), "missing or not an .npz archive"),
     "arrays.npz is a folder": (lambda folder: ((folder / ARRAYS).unlink(), (folder / ARRAYS).mkdir()),
@@ -311,8 +312,8 @@ CORRUPTIONS = {
     "arrays lack models_": (_drop_array("models_"), "do not match the manifest"),
     "arrays lack the LLM factors": (_drop_array("llm_factors_"), "llm_factors_"),
     "arrays lack the index": (_drop_array("index"), "'index'"),
-    "arrays lack the cold start": (_drop_array("cold_start.factors"), "'factors'"),
-    "object array": (_object_array, "Object arrays cannot be loaded"),
+    "arrays lack the cold start": (_drop_array("cold_start.factors"), "'cold_start.factors'"),
+    "object array": (_object_array, "holds Python objects"),
     "tampered index bytes": (_flip_index_bytes, "LLM index"),
     "tampered index header": (_flip_index_header, "LLM index bytes are corrupted"),
     "index of other vectors": (
@@ -444,10 +445,10 @@ def _rewrite_cost(change):
 COST_CORRUPTIONS = {
     "missing": (lambda folder: (folder / "cost.npz").unlink(), "missing or not an .npz archive"),
     "garbage": (lambda folder: (folder / "cost.npz").write_bytes(b"not a zip"), "missing or not an .npz archive"),
-    "lacks slope": (_rewrite_cost(lambda a: {k: v for k, v in a.items() if k != "slope_"}), "lacks its slope array"),
-    "lengths disagree": (_rewrite_cost(lambda a: {**a, "intercept_": a["intercept_"][:2]}), "disagree in length"),
+    "lacks slope": (_rewrite_cost(lambda a: {k: v for k, v in a.items() if k != "slope_"}), "lacks the array 'slope_'"),
+    "lengths disagree": (_rewrite_cost(lambda a: {**a, "intercept_": a["intercept_"][:2]}), "has shape (2,), expected (5,)"),
     "object array": (_rewrite_cost(lambda a: {**a, "models_": a["models_"].astype(object)}),
-                     "cannot read the cost model"),
+                     "holds Python objects"),
 }
 
 

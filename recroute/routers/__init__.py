@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..errors import RecrouteError
+from ..params import check_params
 from .als import ALSRouter
 from .base import Queries, Router, best_set_labels
 from .baselines import KNNRouter, LinearRouter, MLPRouter
@@ -37,10 +38,8 @@ def make_router(spec: str, **params) -> Router:
             params["p"] = float(arg)
         except ValueError:
             raise RecrouteError(f"router {spec!r}: {arg!r} is not a probability.") from None
-    try:
-        return ROUTERS[name](**params)
-    except TypeError as exc:
-        raise RecrouteError(f"router {name!r}: {exc}.") from None
+    check_params(name, params)
+    return ROUTERS[name](**params)
 
 
 __all__ = [

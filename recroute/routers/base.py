@@ -142,6 +142,16 @@ class Router(ABC):
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         """Rebuild what is derived from the saved arrays (indexes, networks); nothing by default."""
 
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        """What :meth:`state` saves, so a router folder is checked before it is trusted.
+
+        Each array's kind ('f' finite floats, 'F' floats that may be NaN, 'U'
+        strings, 'u1' bytes) and shape; a size is an int or a name: 'm' the
+        LLMs, 'd' the embedding width, any other name bound by its first use.
+        A name ending in '?' is an array that may be absent.
+        """
+        return {"models_": ("U", ("m",)), "offsets_?": ("f", ("m",))}
+
     def get_params(self) -> dict:
         """Hyperparameters as given to ``__init__`` (for manifests and reports)."""
         return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}

@@ -41,6 +41,9 @@ class KNNRouter(Router):
         self.index_ = faiss.IndexFlatIP(self.embeddings_.shape[1])
         self.index_.add(self.embeddings_)
 
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        return {**super().array_shapes(), "embeddings_": ("f", ("prompts", "d")), "labels_": ("F", ("prompts", "m"))}
+
     def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
         k = min(self.k, self.index_.ntotal)
         _, neighbours = self.index_.search(_normalise(queries.embeddings), k)
@@ -67,6 +70,9 @@ class LinearRouter(Router):
         import torch
 
         return torch.nn.Linear(dim, outputs)
+
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        return {**super().array_shapes(), "network.weight": ("f", ("m", "d")), "network.bias": ("f", ("m",))}
 
     def _fit(self, train: RoutingData) -> None:
         with torch_threads(train.n_prompts * train.n_models):
@@ -134,3 +140,8 @@ class MLPRouter(LinearRouter):
             torch.nn.Linear(dim, self.hidden), torch.nn.ReLU(), torch.nn.Dropout(self.dropout),
             torch.nn.Linear(self.hidden, outputs),
         )
+
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        return {**Router.array_shapes(self), "network.0.weight": ("f", (self.hidden, "d")),
+                "network.0.bias": ("f", (self.hidden,)), "network.3.weight": ("f", ("m", self.hidden)),
+                "network.3.bias": ("f", ("m",))}

@@ -60,3 +60,6 @@ class BilinearRouter(LatentFactorRouter):
 
     def prompt_factors(self, embeddings: np.ndarray) -> np.ndarray:
         return embeddings @ self.projection_
+
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        return {**super().array_shapes(), "projection_": ("f", ("d", "k"))}

@@ -33,6 +33,9 @@ class RidgeColdStart:
     def state(self) -> dict:
         return {"x_mean": self.x_mean_, "y_mean": self.y_mean_, "coef": self.coef_}
 
+    def array_shapes(self) -> dict:
+        return {"x_mean": ("f", ("d",)), "y_mean": ("f", ("k",)), "coef": ("f", ("d", "k"))}
+
     def load_state(self, arrays: dict) -> "RidgeColdStart":
         self.x_mean_, self.y_mean_, self.coef_ = arrays["x_mean"], arrays["y_mean"], arrays["coef"]
         return self
@@ -63,6 +66,9 @@ class NeighbourColdStart:
 
     def state(self) -> dict:
         return {"embeddings": self.embeddings_, "factors": self.factors_}
+
+    def array_shapes(self) -> dict:
+        return {"embeddings": ("f", ("prompts", "d")), "factors": ("f", ("prompts", "k"))}
 
     def load_state(self, arrays: dict) -> "NeighbourColdStart":
         self.embeddings_, self.factors_ = arrays["embeddings"], arrays["factors"]
@@ -125,6 +131,11 @@ class MLPColdStart:
     def state(self) -> dict:
         weights = {f"network.{k}": v.numpy() for k, v in self.network_.state_dict().items()}
         return {"y_mean": self.y_mean_, "y_scale": self.y_scale_, **weights}
+
+    def array_shapes(self) -> dict:
+        return {"y_mean": ("f", ("k",)), "y_scale": ("f", ("k",)), "network.0.weight": ("f", (self.hidden, "d")),
+                "network.0.bias": ("f", (self.hidden,)), "network.3.weight": ("f", ("k", self.hidden)),
+                "network.3.bias": ("f", ("k",))}
 
     def load_state(self, arrays: dict) -> "MLPColdStart":
         import torch

@@ -61,6 +61,9 @@ class LightFMRouter(LatentFactorRouter):
     def prompt_factors(self, embeddings: np.ndarray) -> np.ndarray:
         return embeddings @ self.feature_factors_
 
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        return {**super().array_shapes(), "feature_factors_": ("f", ("d", "k"))}
+
 
 def _features(embeddings: np.ndarray) -> sp.csr_matrix:
     """LightFM takes features as a sparse matrix; a dense embedding becomes a fully stored CSR row."""

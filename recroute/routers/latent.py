@@ -140,6 +140,10 @@ class LatentFactorRouter(Router):
     def _restore(self, arrays) -> None:
         self.index_ = LLMIndex.from_bytes(arrays["index"], self.item_vectors(), self.models_)
 
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        return {**super().array_shapes(), "llm_factors_": ("f", ("m", "k")), "llm_bias_": ("f", ("m",)),
+                "calibration_": ("f", (2,)), "index": ("u1", ("bytes",))}
+
     @abstractmethod
     def prompt_factors(self, embeddings: np.ndarray) -> np.ndarray:
         """Latent vectors (n, k) of prompts given their content embeddings."""
@@ -187,6 +191,10 @@ class ColdStartRouter(LatentFactorRouter):
         super()._restore(arrays)
         cold = {k[len("cold_start."):]: v for k, v in arrays.items() if k.startswith("cold_start.")}
         self.cold_start_ = make_cold_start(self.cold_start).load_state(cold)
+
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        cold = make_cold_start(self.cold_start).array_shapes()
+        return {**super().array_shapes(), **{f"cold_start.{k}": v for k, v in cold.items()}}
 
 
 def _platt(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -95,3 +95,6 @@ class BestSingleRouter(Router):
 
     def _score(self, queries, columns):
         return np.broadcast_to(self.means_[columns], (len(queries), len(columns)))
+
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        return {**super().array_shapes(), "means_": ("f", ("m",))}

@@ -259,22 +259,9 @@ def test_an_output_under_a_file_is_refused(small, tmp_path):
     assert_cli_error(run_cli("fit", "--data", small, "--router", "bsm", "--out", small / "r"), f"{small} is a file")
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
-def test_an_output_into_a_read_only_folder_is_refused(small, tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o555)
-    try:
-        assert_cli_error(run_cli("eval", "--data", small, "--routers", "bsm", "--json", locked / "x.json"),
-                         "cannot be written")
-        assert_cli_error(run_cli("fit", "--data", small, "--router", "bsm", "--out", locked / "sub" / "r"),
-                         "cannot be written")
-    finally:
-        locked.chmod(0o755)
-
-
 def test_an_unwritable_destination_is_refused_where_it_is_checked(small, tmp_path, monkeypatch):
-    """The same check run as root: the probe file cannot be created (as on a read-only file system)."""
+    """A folder the process cannot write to (simulated: root writes anywhere, and CI runs as root): the probe
+    file cannot be created, as on a read-only file system."""
     import tempfile as tempfile_module
 
     def refuse(*args, **kwargs):

@@ -12,10 +12,12 @@ propensities λ (:mod:`recroute.logs`) and w = π/λ on the logged records:
   direct model of r (the router's own :meth:`Router.probability`): unbiased
   for any q, and low-variance when q is good.
 
-Each comes with a 95% BCa bootstrap interval over prompts (scipy.stats.bootstrap),
-as in the Open Bandit Pipeline's estimators.
+Each comes with a 95% BCa bootstrap interval over prompts (scipy.stats.bootstrap;
+the percentile interval where BCa is undefined), as in the Open Bandit Pipeline.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 from scipy.stats import bootstrap
@@ -71,9 +73,16 @@ def estimate(terms: dict[str, np.ndarray], confidence: float = 0.95, n_resamples
         if all(np.ptp(s) == 0 for s in samples):  # nothing varies: the bootstrap has nothing to say
             low = high = value
         else:
-            ci = bootstrap(samples, statistic, paired=len(samples) > 1, vectorized=True, n_resamples=n_resamples,
-                           confidence_level=confidence, method="BCa", random_state=rng).confidence_interval
-            low, high = float(ci.low), float(ci.high)
+            low, high = np.nan, np.nan
+            for method in ("BCa", "percentile"):  # BCa's acceleration is undefined when the jackknife is flat
+                if np.isfinite(low) and np.isfinite(high):
+                    break
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    ci = bootstrap(samples, statistic, paired=len(samples) > 1, vectorized=True,
+                                   n_resamples=n_resamples, confidence_level=confidence, method=method,
+                                   random_state=rng).confidence_interval
+                low, high = float(ci.low), float(ci.high)
         out[name] = {"value": value, "low": low, "high": high}
     out["n"] = n
     return out

@@ -121,15 +121,16 @@ def _write_json(rows, path: str | None) -> None:
             Path(path).write_text(json.dumps(rows, indent=1, default=float) + "\n")
         except OSError as exc:  # checked before the work started; the disk can still fill or the folder go
             raise RecrouteError(f"{path}: cannot write ({exc.strerror or exc}).") from None
-        click.echo(f"wrote {len(rows)} rows to {path}", err=True)
+        click.echo(f"wrote {f'{len(rows)} rows' if isinstance(rows, list) else 'the results'} to {path}", err=True)
 
 
 def _with_embeddings(data, routers):
     from .embed import Encoder, shipped_embeddings
     from .routers import make_router
 
-    needs = [make_router(spec).needs_embeddings for spec in routers]  # every name checked before any work
-    if not any(needs):
+    built = [make_router(spec) for spec in routers]  # every name checked before any work
+    textless = data.prompts is None and data.embeddings is None  # als, bpr then learn their prompts by id
+    if not any(r.needs_embeddings and not (textless and r.knows_prompts_by_id) for r in built):
         return data
     encoder = Encoder()
     if shipped_embeddings(data, encoder) is None:
@@ -494,6 +495,99 @@ def remove_llm(folder, name):
     served.remove_llm(name)
     served.save(folder)
     click.echo(f"removed {name} -> {folder} (now {len(served.models)} LLMs)")
+
+
+@main.command("simulate-logs")
+@data_option
+@pickle_option
+@click.option("--policy", "policy_spec", required=True,
+              help="uniform; softmax:T (P ∝ exp(outcome/T): a logging router that knows something); or router:DIR "
+                   "(a saved router's choices, 10% of traffic spread uniformly).")
+@click.option("--pool", default=None, help="Comma-separated LLMs to log (default: all of the data's).")
+@click.option("--per-prompt", "k", default=1, show_default=True, help="LLMs logged per prompt (drawn without replacement).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", required=True, help="The .jsonl log to write (long records with a propensity each).")
+def simulate_logs_command(data_name, allow_pickle, policy_spec, pool, k, seed, out):
+    """Write the log a policy would have produced on a dense dataset, with exact propensities."""
+    from .logs import explore, policy_probabilities, simulate_logs, write_long
+
+    _output_target(out, ".jsonl", inputs=[data_name])
+    data = bundled.resolve(data_name, allow_pickle=allow_pickle)
+    if pool:
+        data = data.subset(models=_csv_list(pool))
+    if policy_spec.startswith("router:"):
+        from .serve import load_router
+
+        served = load_router(policy_spec[len("router:"):])
+        names = list(map(str, data.models))
+        served.router.columns(names)  # unknown LLMs fail here, before any encoding
+        policy = explore(served.router.policy(served.queries(data), names))
+    else:
+        policy = policy_probabilities(policy_spec, data)
+    log = simulate_logs(data, policy, k, seed)
+    write_long(log, out)
+    click.echo(f"logged {int(log.observed.sum())} outcomes of {data.n_prompts} prompts × {data.n_models} LLMs "
+               f"({k} per prompt, policy {policy_spec}) -> {out}")
+
+
+@main.command()
+@click.option("--logs", "logs_path", required=True, help="A log in the long format with a propensity column.")
+@click.option("--router", "folder", required=True, help="The saved router to evaluate.")
+@click.option("--pool", default=None, help="Comma-separated LLMs the router chooses among (default: the log's).")
+@click.option("--json", "json_out", default=None, help="Write the estimates here as JSON.")
+def ope(logs_path, folder, pool, json_out):
+    """Estimate a router's mean score on logged prompts (IPS, SNIPS, DR with 95% bootstrap intervals)."""
+    from .loaders import load_long
+    from .ope import estimate, prompt_terms
+    from .serve import load_router
+
+    _output_target(json_out, ".json", inputs=[logs_path])
+    log = load_long(logs_path)
+    if log.propensity is None:
+        raise RecrouteError(f"{log.source}: has no propensity column; off-policy evaluation needs the logging "
+                            "policy's probability of each record.")
+    served = load_router(folder)
+    names = _csv_list(pool) if pool else list(map(str, log.models))
+    served.router.columns(names)  # the router must know every LLM it is to choose among
+    columns = log.model_index(names)  # and the log must hold outcomes of each
+    queries = served.queries(log)
+    target = np.zeros(log.scores.shape)
+    direct = np.zeros(log.scores.shape)
+    target[:, columns] = served.router.policy(queries, names)
+    direct[:, columns] = served.router.probability(queries, names)
+    result = estimate(prompt_terms(log.scores, log.propensity, target, direct))
+    click.echo(json.dumps(result))
+    if json_out:
+        _write_json(result, json_out)
+
+
+@main.command()
+@click.argument("folder")
+@click.option("--data", "data_name", required=True,
+              help="The new LLM's outcomes on some of the router's training prompts (ids as in training).")
+@click.option("--name", default=None, help="The LLM of the data to estimate (needed when the data holds several).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line instead of a sentence.")
+def estimate(folder, data_name, name, as_json):
+    """Estimate a new LLM's mean score over an als/bpr router's training prompts from a few of its outcomes."""
+    from .estimate import benchmark_estimate
+    from .loaders import load
+    from .serve import load_router
+
+    data = load(data_name)
+    if name is None:
+        if data.n_models != 1:
+            raise RecrouteError(f"{data.source}: holds {data.n_models} LLMs; name the one to estimate with --name.")
+        name = str(data.models[0])
+    data = data.subset(models=[name])
+    data = data.subset(prompts=data.observed[:, 0])
+    served = load_router(folder)
+    with served.named():
+        result = {"llm": name, **benchmark_estimate(served.router, data.prompt_ids, data.scores[:, 0])}
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"{name}: {result['estimate']:.4f} (95% interval {result['low']:.4f} to {result['high']:.4f}) "
+                   f"from {result['n_observed']} outcomes")
 
 
 @main.command()

@@ -33,6 +33,9 @@ class RoutingData:
     groups : str array (n_prompts,) or None; benchmark or subject per prompt.
     splits : str array (n_prompts,) or None; the source's own train/val/test.
     cost : float32 array like ``scores`` or None; dollars per query, NaN unknown.
+    propensity : float32 array like ``scores`` or None; for outcomes from a
+        routing log, the probability in (0, 1] that the logging policy logged
+        that cell (see :mod:`recroute.logs`), NaN where not logged or unknown.
     price : float64 array (n_models, 2) or None; dollars per million input and
         output tokens.
     embeddings : float32 array (n_prompts, dim) or None; precomputed prompt
@@ -51,6 +54,7 @@ class RoutingData:
     groups: np.ndarray | None = None
     splits: np.ndarray | None = None
     cost: np.ndarray | None = None
+    propensity: np.ndarray | None = None
     price: np.ndarray | None = None
     embeddings: np.ndarray | None = None
     embedding_model: dict | None = None
@@ -87,6 +91,17 @@ class RoutingData:
             if np.isinf(cost).any() or (cost < 0).any():
                 raise RecrouteError(f"{src}: costs must be finite and non-negative.")
             set_("cost", cost)
+        if self.propensity is not None:
+            prop = _reals(self.propensity, "propensity", src)
+            if prop.shape != scores.shape:
+                raise RecrouteError(f"{src}: propensity has shape {prop.shape}, scores have {scores.shape}.")
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isnan(prop) & ~((prop > 0) & (prop <= 1))
+            if bad.any():
+                raise RecrouteError(f"{src}: propensities must lie in (0, 1], found {prop[bad][0]:g}.")
+            if (~np.isnan(prop) & np.isnan(scores)).any():
+                raise RecrouteError(f"{src}: a propensity is given for a cell with no outcome.")
+            set_("propensity", prop)
         if self.price is not None:
             price = _reals(self.price, "price", src, np.float64)
             if price.shape != (m, 2):
@@ -160,7 +175,7 @@ class RoutingData:
 
         return replace(
             self,
-            scores=by_cell(self.scores), cost=by_cell(self.cost),
+            scores=by_cell(self.scores), cost=by_cell(self.cost), propensity=by_cell(self.propensity),
             prompt_ids=by_row(self.prompt_ids), prompts=by_row(self.prompts),
             groups=by_row(self.groups), splits=by_row(self.splits),
             embeddings=by_row(self.embeddings),
@@ -240,7 +255,7 @@ class RoutingData:
         return cls(
             scores=stack("scores", True), prompt_ids=stack("prompt_ids"), models=np.array(models),
             prompts=stack("prompts"), groups=stack("groups"), splits=stack("splits"),
-            cost=stack("cost", True), price=price, embeddings=stack("embeddings"),
+            cost=stack("cost", True), propensity=stack("propensity", True), price=price, embeddings=stack("embeddings"),
             embedding_model=records[0] if parts else None, source=source,
         )
 

@@ -26,7 +26,7 @@ from .errors import RecrouteError
 from .safeio import read_npz
 
 LONG_REQUIRED = ("prompt_id", "model", "score")
-LONG_OPTIONAL = ("prompt", "cost", "group", "split")
+LONG_OPTIONAL = ("prompt", "cost", "propensity", "group", "split")
 # Wide CSV columns that are not LLMs (RouterBench and RouteLLM layouts).
 WIDE_ID_COLUMNS = ("prompt_id", "sample_id", "id")
 WIDE_GROUP_COLUMNS = ("group", "eval_name")
@@ -71,7 +71,12 @@ def load(path, *, allow_pickle: bool = False, tasks=None) -> RoutingData:
 
 # -- long records: one row per (prompt, LLM) --------------------------------
 def load_long(path) -> RoutingData:
-    """CSV or JSONL with one row per (prompt_id, model, score[, prompt, cost, group, split])."""
+    """CSV or JSONL with one row per (prompt_id, model, score[, prompt, cost, propensity, group, split]).
+
+    A prompt may have any number of rows (a routing log has one per logged
+    LLM); ``propensity`` is the logging policy's probability, in (0, 1], of
+    having logged that row (:mod:`recroute.logs`).
+    """
     path = Path(path)
     with _reading(path):
         if path.suffix.lower() == ".jsonl":
@@ -85,7 +90,7 @@ def load_long(path) -> RoutingData:
     prompt_row: dict[str, int] = {}
     pid_type: dict[str, type] = {}  # JSONL ids 1 and "1" must not merge into one prompt
     model_col: dict[str, int] = {}
-    cells: dict[tuple[int, int], tuple[float, float, int]] = {}
+    cells: dict[tuple[int, int], tuple[float, float, float, int]] = {}
     per_prompt = {name: {} for name in ("prompt", "group", "split")}
     for line, rec in records:
         missing = [c for c in LONG_REQUIRED if rec.get(c) in (None, "")]
@@ -101,13 +106,18 @@ def load_long(path) -> RoutingData:
         cost = _number(rec.get("cost"), path, line, "cost", allow_empty=True)
         if cost < 0:
             raise RecrouteError(f"{path}:{line}: negative cost {cost}.")
+        propensity = _number(rec.get("propensity"), path, line, "propensity", allow_empty=True)
+        if not (math.isnan(propensity) or 0 < propensity <= 1):
+            raise RecrouteError(f"{path}:{line}: propensity {propensity:g} is outside (0, 1]; it is the logging "
+                                "policy's probability of having logged this record.")
         previous = cells.get((i, j))
-        if previous is not None and (previous[0] != score or not _same(previous[1], cost)):
+        if previous is not None and (previous[0] != score or not _same(previous[1], cost)
+                                     or not _same(previous[2], propensity)):
             raise RecrouteError(
-                f"{path}:{line}: prompt {pid!r} × LLM {model!r} repeats line {previous[2]} "
-                f"with a different score or cost."
+                f"{path}:{line}: prompt {pid!r} × LLM {model!r} repeats line {previous[3]} "
+                f"with a different score, cost or propensity."
             )
-        cells[(i, j)] = (score, cost, line)
+        cells[(i, j)] = (score, cost, propensity, line)
         for name, seen in per_prompt.items():
             if rec.get(name) in (None, ""):
                 continue
@@ -118,9 +128,11 @@ def load_long(path) -> RoutingData:
     n, m = len(prompt_row), len(model_col)
     scores = np.full((n, m), np.nan, dtype=np.float32)
     cost = np.full((n, m), np.nan, dtype=np.float32)
-    for (i, j), (score, c, _) in cells.items():
+    propensity = np.full((n, m), np.nan, dtype=np.float32)
+    for (i, j), (score, c, prop, _) in cells.items():
         scores[i, j] = score
         cost[i, j] = c
+        propensity[i, j] = prop
 
     def per_prompt_array(name):
         seen = per_prompt[name]
@@ -134,6 +146,7 @@ def load_long(path) -> RoutingData:
         source=str(path), scores=scores, prompt_ids=list(prompt_row), models=list(model_col),
         prompts=per_prompt_array("prompt"), groups=per_prompt_array("group"),
         splits=per_prompt_array("split"), cost=None if np.isnan(cost).all() else cost,
+        propensity=None if np.isnan(propensity).all() else propensity,
     )
 
 
@@ -240,7 +253,7 @@ def _task_names(path: Path) -> dict[str, str]:
 # -- dense .npz: the fast path ------------------------------------------------
 def load_npz(path) -> RoutingData:
     """A dense matrix in ``.npz``: ``scores`` (NaN = not observed), ``prompt_ids``,
-    ``models``; optional ``prompts``, ``groups``, ``splits``, ``cost``, ``price``,
+    ``models``; optional ``prompts``, ``groups``, ``splits``, ``cost``, ``propensity``, ``price``,
     ``embeddings``. Prompt texts may also come packed as UTF-8 bytes
     (``prompts_utf8`` + ``prompts_offsets``), which is how :func:`save_npz`
     writes them. Object arrays are refused: they would need pickle.
@@ -260,8 +273,8 @@ def load_npz(path) -> RoutingData:
         arrays["prompts"] = _unpack_texts(path, arrays.pop("prompts_utf8", None), arrays.pop("prompts_offsets", None))
     if "embedding_model" in arrays:
         arrays["embedding_model"] = _encoder_record(arrays["embedding_model"], path)
-    known = {"scores", "prompt_ids", "models", "prompts", "groups", "splits", "cost", "price", "embeddings",
-             "embedding_model"}
+    known = {"scores", "prompt_ids", "models", "prompts", "groups", "splits", "cost", "propensity", "price",
+             "embeddings", "embedding_model"}
     return RoutingData(source=str(path), **{k: v for k, v in arrays.items() if k in known})
 
 
@@ -310,7 +323,7 @@ def save_npz(data: RoutingData, path, compress: bool = True, extra: dict[str, np
     """
     path = Path(path)
     arrays = {**(extra or {}), "scores": data.scores, "prompt_ids": data.prompt_ids, "models": data.models}
-    for name in ("groups", "splits", "cost", "price", "embeddings"):
+    for name in ("groups", "splits", "cost", "propensity", "price", "embeddings"):
         if getattr(data, name) is not None:
             arrays[name] = getattr(data, name)
     if data.embedding_model is not None:

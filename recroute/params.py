@@ -56,6 +56,8 @@ STEPS = Param(int, 1, 1_000_000)  # epochs, iterations
 RATE = Param(float, 1e-12, 10.0)  # learning rates must move
 PENALTY = Param(float, 0.0, 1e6)  # regularisation strengths and weights
 DEBIAS_CLIP = Param(float, 1.0, 1e12, optional=True)
+#: Clip of the inverse-propensity weights of logged records (recroute.logs.propensity_weights); None: unweighted.
+LOGGING_CLIP = Param(float, 1.0, 1e12, optional=True)
 
 PARAMS: dict[str, dict[str, Param]] = {
     "oracle": {},
@@ -64,13 +66,13 @@ PARAMS: dict[str, dict[str, Param]] = {
     "ro": {"p": Param(float, 0.0, 1.0), "seed": SEED},
     "knn": {"k": Param(int, 1, 100_000), "debias_clip": DEBIAS_CLIP},
     "linear": {"epochs": STEPS, "batch_size": Param(int, 1, 10_000_000), "lr": RATE, "weight_decay": PENALTY,
-               "seed": SEED, "debias_clip": DEBIAS_CLIP},
+               "seed": SEED, "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
     "mlp": {"hidden": Param(int, 1, 65_536), "dropout": Param(float, 0.0, 1.0, below_high=True), "epochs": STEPS,
             "batch_size": Param(int, 1, 10_000_000), "lr": RATE, "weight_decay": PENALTY, "seed": SEED,
-            "debias_clip": DEBIAS_CLIP},
+            "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
     "als": {"factors": FACTORS, "regularization": PENALTY, "alpha": PENALTY, "negative_weight": PENALTY,
             "iterations": STEPS, "cg_steps": Param(int, 1, 100), "cold_start": Param(str, choices=("ridge", "knn", "mlp")),
-            "seed": SEED, "debias_clip": DEBIAS_CLIP},
+            "seed": SEED, "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
     "bpr": {"factors": FACTORS, "learning_rate": RATE, "regularization": PENALTY, "iterations": STEPS,
             "cold_start": Param(str, choices=("ridge", "knn", "mlp")), "seed": SEED, "debias_clip": DEBIAS_CLIP},
     "lightfm": {"factors": FACTORS, "loss": Param(str, choices=("warp", "logistic")), "epochs": STEPS,

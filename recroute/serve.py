@@ -13,8 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from .cost import CostModel
-from .data import check_unicode
-from .embed import Encoder
+from .data import RoutingData, check_unicode
+from .embed import Encoder, prompt_embeddings
 from .errors import RecrouteError
 from .routers import Queries, Router
 from .store import folder_version, load_cost_model, save_router
@@ -78,6 +78,22 @@ class ServedRouter:
                  for j in row if np.isfinite(utility[i, j])] for i, row in enumerate(order)]
 
 
+    def queries(self, data: RoutingData) -> Queries:
+        """``data``'s prompts as this router reads them: by id, and by embedding when some are new to it.
+
+        Prompts the router was trained on (ALS, BPR keep them) need no text;
+        the rest are encoded from their texts (or the data's own embeddings
+        of this router's encoder).
+        """
+        warm = set(getattr(self.router, "warm_ids_", np.array([])).tolist())
+        if self.router.knows_prompts_by_id and all(pid in warm for pid in data.prompt_ids.tolist()):
+            return Queries(ids=data.prompt_ids)
+        if data.prompts is None and data.embeddings is None:
+            by_id = " (or ones an als or bpr router was trained on, known by id)" if warm else ""
+            raise RecrouteError(f"{data.source}: has no prompt texts, and {self.source} (a "
+                                f"{type(self.router).__name__}) needs them to place its prompts{by_id}.")
+        return Queries(embeddings=prompt_embeddings(data, self.encoder), ids=data.prompt_ids)
+
     # -- changing the pool ------------------------------------------------------
     def add_llm(self, name: str, texts: Sequence[str], outcomes, cost_model: CostModel | None = None,
                 embeddings: np.ndarray | None = None) -> "ServedRouter":
@@ -96,7 +112,7 @@ class ServedRouter:
                                     f"(it prices {', '.join(map(str, cost_model.models_))}).")
         if embeddings is None:
             embeddings = self.encoder.encode(list(texts))
-        with self._named():
+        with self.named():
             self.router.add_llm(name, embeddings, outcomes)  # all or nothing
         if self.cost_model is not None:
             self.cost_model.add_llm(cost_model)  # checked above: cannot fail
@@ -106,7 +122,7 @@ class ServedRouter:
         """Retire an LLM from the router (and its cost model)."""
         self._require_latent("cannot drop an LLM without refitting; only latent-factor routers (als, bpr, "
                              "lightfm, bilinear) can")
-        with self._named():
+        with self.named():
             self.router.remove_llm(name)
             if self.cost_model is not None:
                 self.cost_model.remove_llm(name)
@@ -120,7 +136,7 @@ class ServedRouter:
             raise RecrouteError(f"{self.source}: a {type(self.router).__name__} {why}.")
 
     @contextlib.contextmanager
-    def _named(self):
+    def named(self):
         """Errors from the router name the folder it came from."""
         try:
             yield

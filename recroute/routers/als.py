@@ -7,8 +7,13 @@ explicit: a good outcome weighs ``alpha``; an observed bad outcome weighs
 ``negative_weight`` (passed to implicit as a negative value, its way of
 saying "confidently not liked"); a cell never observed weighs implicit's
 default 1 for preference 0. With ``debias_clip`` a good outcome's confidence
-is further multiplied by its LLM's inverse-propensity weight. New prompts
-enter through the cold-start map.
+is further multiplied by its LLM's inverse-propensity weight. With
+``logging_clip`` every observed cell's confidence is multiplied by its
+record's clipped, self-normalised inverse logging propensity
+(:func:`recroute.logs.propensity_weights`). New prompts enter through the
+cold-start map. On a routing log, note that implicit's ALS still gives
+every unobserved cell preference 0 at confidence 1 (against ``alpha`` and
+``negative_weight`` for observed ones): a weak "not chosen" signal.
 
 implicit solves each half-step approximately, with ``cg_steps`` conjugate-
 gradient steps per row (its default is 3); a sweep costs about
@@ -22,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..data import RoutingData, csr_of_observed
+from ..logs import propensity_weights
 from .base import best_set_labels
 from .debias import ips_weights
 from .latent import ColdStartRouter
@@ -32,7 +38,7 @@ class ALSRouter(ColdStartRouter):
 
     def __init__(self, factors: int = 32, regularization: float = 1.0, alpha: float = 10.0,
                  negative_weight: float = 10.0, iterations: int = 15, cg_steps: int = 3, cold_start: str = "mlp",
-                 seed: int = 0, debias_clip: float | None = None):
+                 seed: int = 0, debias_clip: float | None = None, logging_clip: float | None = None):
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
@@ -42,16 +48,20 @@ class ALSRouter(ColdStartRouter):
         self.cold_start = cold_start
         self.seed = seed
         self.debias_clip = debias_clip
+        self.logging_clip = logging_clip
 
     def _factorise(self, train: RoutingData):
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
         alpha = self.alpha if self.debias_clip is None else self.alpha * ips_weights(train.scores, self.debias_clip)
+        logged = None if self.logging_clip is None else propensity_weights(train, self.logging_clip)
         confidence = np.empty(train.scores.shape, dtype=np.float32)  # float32, row blocks: RouterEval-sized data fits
         for start in range(0, train.n_prompts, 2048):
             labels = best_set_labels(train.scores[start:start + 2048], binary=train.score_kind == "binary")
             block = np.where(labels == 1, alpha, -self.negative_weight).astype(np.float32)
+            if logged is not None:
+                block *= logged[start:start + 2048]
             block[np.isnan(labels) | (block == 0)] = np.nan  # unobserved (or weightless) cells are left out
             confidence[start:start + 2048] = block
         user_items = csr_of_observed(confidence)  # prompts as rows

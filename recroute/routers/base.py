@@ -23,13 +23,17 @@ from ..errors import RecrouteError
 class Queries:
     """The prompts a router is asked about.
 
-    ``embeddings`` is what a real router reads. ``truth`` holds the prompts'
-    true outcomes and is read only by reference routers (oracle, r_o(p)),
-    which exist to bound what routing can achieve.
+    ``embeddings`` is what a real router reads. ``ids``, when given, name the
+    prompts as the training data did, so a router that learned factors for its
+    training prompts (ALS, BPR) serves those by id (warm start); leave them out
+    for prompts of another dataset, whose ids may collide. ``truth`` holds the prompts' true
+    outcomes and is read only by reference routers (oracle, r_o(p)), which
+    exist to bound what routing can achieve.
     """
 
     embeddings: np.ndarray | None = None
     truth: RoutingData | None = None
+    ids: np.ndarray | None = None
 
     @classmethod
     def of(cls, data: RoutingData) -> "Queries":
@@ -38,6 +42,8 @@ class Queries:
     def __len__(self) -> int:
         if self.embeddings is not None:
             return len(self.embeddings)
+        if self.ids is not None:
+            return len(self.ids)
         if self.truth is not None:
             return self.truth.n_prompts
         raise RecrouteError("queries carry neither embeddings nor outcomes.")
@@ -48,10 +54,12 @@ class Router(ABC):
 
     #: True when the router reads prompt embeddings at fit and score time.
     needs_embeddings = True
+    #: True when the router can fit without embeddings and serve its training prompts by id alone.
+    knows_prompts_by_id = False
 
     def fit(self, train: RoutingData) -> "Router":
         """Learn from the training prompts' outcomes over ``train.models``."""
-        if self.needs_embeddings and train.embeddings is None:
+        if self.needs_embeddings and not self.knows_prompts_by_id and train.embeddings is None:
             raise RecrouteError(f"{train.source}: {type(self).__name__} needs prompt embeddings to fit.")
         self.models_ = np.asarray(train.models)
         self.offsets_ = None  # set by rebalance(), after fitting
@@ -62,7 +70,7 @@ class Router(ABC):
         """Predicted quality, shape (len(queries), len(models)); all fitted LLMs by default."""
         if not hasattr(self, "models_"):
             raise RecrouteError(f"{type(self).__name__} is not fitted yet; call fit() first.")
-        if self.needs_embeddings and queries.embeddings is None:
+        if self.needs_embeddings and not self.knows_prompts_by_id and queries.embeddings is None:
             raise RecrouteError(f"{type(self).__name__} needs the prompts' embeddings to score them.")
         columns = self.columns(models)
         scores = np.asarray(self._score(queries, columns), dtype=np.float32)

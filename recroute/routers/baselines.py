@@ -5,13 +5,17 @@ the target is the multi-hot set of LLMs within 95% of its best score
 (:func:`best_set_labels`), and a new prompt's score for an LLM is the
 predicted probability that the LLM is in its best set. ``debias_clip``
 (every learned router has it) turns on inverse-propensity weights against
-popular LLMs; see :mod:`recroute.routers.debias`.
+popular LLMs; see :mod:`recroute.routers.debias`. On a routing log, linear
+and MLP learn from the logged cells alone (the loss is masked), and
+``logging_clip`` weights each record by its clipped, self-normalised inverse
+logging propensity (:func:`recroute.logs.propensity_weights`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..data import RoutingData
+from ..logs import propensity_weights
 from .base import Queries, Router, best_set_labels, torch_threads
 from .debias import ips_weights, record_weights
 
@@ -58,13 +62,14 @@ class LinearRouter(Router):
     param_grid = {"weight_decay": [1e-4, 1e-3, 1e-2]}
 
     def __init__(self, epochs: int = 20, batch_size: int = 256, lr: float = 1e-2, weight_decay: float = 1e-4,
-                 seed: int = 0, debias_clip: float | None = None):
+                 seed: int = 0, debias_clip: float | None = None, logging_clip: float | None = None):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
         self.seed = seed
         self.debias_clip = debias_clip
+        self.logging_clip = logging_clip
 
     def _network(self, dim: int, outputs: int):
         import torch
@@ -84,7 +89,10 @@ class LinearRouter(Router):
         torch.manual_seed(self.seed)
         x = torch.from_numpy(_normalise(train.embeddings))
         labels = best_set_labels(train.scores)
-        weight = torch.from_numpy(record_weights(train.scores, self.debias_clip))  # 0 where unobserved
+        weight = record_weights(train.scores, self.debias_clip)  # 0 where unobserved
+        if self.logging_clip is not None:
+            weight = weight * propensity_weights(train, self.logging_clip)
+        weight = torch.from_numpy(weight)
         y = torch.from_numpy(np.nan_to_num(labels))
         self.network_ = self._network(x.shape[1], y.shape[1])
         optimiser = torch.optim.Adam(self.network_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -127,9 +135,10 @@ class MLPRouter(LinearRouter):
     """MLPR: as LinearR with one hidden ReLU layer (and dropout)."""
 
     def __init__(self, hidden: int = 256, dropout: float = 0.1, epochs: int = 20, batch_size: int = 256,
-                 lr: float = 1e-3, weight_decay: float = 1e-4, seed: int = 0, debias_clip: float | None = None):
+                 lr: float = 1e-3, weight_decay: float = 1e-4, seed: int = 0, debias_clip: float | None = None,
+                 logging_clip: float | None = None):
         super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
-                         debias_clip=debias_clip)
+                         debias_clip=debias_clip, logging_clip=logging_clip)
         self.hidden = hidden
         self.dropout = dropout
 

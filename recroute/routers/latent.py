@@ -35,7 +35,9 @@ class LatentFactorRouter(Router):
         self.index_ = LLMIndex().fit(self.item_vectors(), self.models_)
         rows = np.random.default_rng(0).permutation(train.n_prompts)[:max(1, CALIBRATION_CELLS // train.n_models)]
         sample = train.subset(prompts=np.sort(rows))
-        self.calibration_ = _platt(self._score(Queries(embeddings=sample.embeddings), np.arange(train.n_models)),
+        # on the prompts' embeddings, as new prompts are scored; by id only when the data has no embeddings
+        ids = sample.prompt_ids if sample.embeddings is None else None
+        self.calibration_ = _platt(self._score(Queries(embeddings=sample.embeddings, ids=ids), np.arange(train.n_models)),
                                    best_set_labels(sample.scores, binary=train.score_kind == "binary"))
         return self
 
@@ -82,6 +84,18 @@ class LatentFactorRouter(Router):
         if offsets is not None:
             self.offsets_ = np.append(offsets, np.float32(0))
         return self
+
+    def new_llm_probability(self, revealed: np.ndarray, outcomes: np.ndarray, factors: np.ndarray) -> np.ndarray:
+        """P(good) on prompts with latent ``factors`` of an LLM folded in from its ``outcomes`` on prompts
+        with factors ``revealed``, without adding it to the router.
+
+        Always the logistic fold-in (:meth:`LatentFactorRouter._fold_in`, also for ALS): it fits the
+        probabilities themselves, on the calibrated scale, which is what an estimate of a mean needs.
+        """
+        vector, bias = LatentFactorRouter._fold_in(self, np.asarray(revealed, dtype=np.float32),
+                                     (np.asarray(outcomes) >= 0.5).astype(np.float64))
+        a, c = (float(v) for v in self.calibration_)
+        return expit(a * (np.asarray(factors, dtype=np.float64) @ vector + bias) + c)
 
     def remove_llm(self, name: str) -> "LatentFactorRouter":
         """Retire an LLM: its vector leaves the factors and the index; nothing else changes."""
@@ -132,7 +146,8 @@ class LatentFactorRouter(Router):
         """Top-k LLMs by maximum-inner-product search in the FAISS index, restricted to ``models``."""
         self.columns(models)  # unknown names fail here, with the router's message
         k = len(self.models_) if k is None else k
-        return self.index_.search(self.query_vectors(queries.embeddings), k, pool=models)
+        factors = self.query_factors(queries)
+        return self.index_.search(np.hstack([factors, np.ones((len(factors), 1), dtype=np.float32)]), k, pool=models)
 
     def state(self) -> dict[str, np.ndarray]:
         return {**super().state(), "index": self.index_.to_bytes()}
@@ -148,8 +163,12 @@ class LatentFactorRouter(Router):
     def prompt_factors(self, embeddings: np.ndarray) -> np.ndarray:
         """Latent vectors (n, k) of prompts given their content embeddings."""
 
+    def query_factors(self, queries: Queries) -> np.ndarray:
+        """Latent vectors of the queried prompts: from their embeddings here; by id too in :class:`ColdStartRouter`."""
+        return self.prompt_factors(np.asarray(queries.embeddings, dtype=np.float32))
+
     def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
-        factors = self.prompt_factors(np.asarray(queries.embeddings, dtype=np.float32))
+        factors = self.query_factors(queries)
         return factors @ self.llm_factors_[columns].T + self.llm_bias_[columns]  # score() adds any offsets
 
     def item_vectors(self) -> np.ndarray:
@@ -170,31 +189,71 @@ class ColdStartRouter(LatentFactorRouter):
     ``cold_start`` is ``"ridge"`` (a ridge regression from embedding to
     factors), ``"knn"`` (the mean factors of the 10 most similar training
     prompts, found with FAISS) or ``"mlp"`` (a one-hidden-layer network).
+
+    The training prompts' own factors are kept (``warm_ids_``, ``warm_factors_``):
+    a prompt queried by an id seen in training is placed by what its outcomes
+    taught (warm start), and only new prompts need an embedding. Fitted on data
+    without embeddings, the router has no cold-start map and serves its
+    training prompts alone.
     """
+
+    knows_prompts_by_id = True
 
     def _fit(self, train: RoutingData) -> None:
         prompt_factors, self.llm_factors_, self.llm_bias_ = self._factorise(train)
-        self.cold_start_ = make_cold_start(self.cold_start, self.seed).fit(train.embeddings, prompt_factors)
+        self.warm_ids_ = np.asarray(train.prompt_ids)
+        self.warm_factors_ = np.ascontiguousarray(prompt_factors, dtype=np.float32)
+        self.cold_start_ = None
+        if train.embeddings is not None:
+            self.cold_start_ = make_cold_start(self.cold_start, self.seed).fit(train.embeddings, prompt_factors)
+
+    def query_factors(self, queries: Queries) -> np.ndarray:
+        """Warm factors for prompts known by id; the cold-start map from embeddings for the rest."""
+        n = len(queries)
+        known = np.full(n, -1)
+        if queries.ids is not None and getattr(self, "warm_ids_", None) is not None:
+            row = {pid: i for i, pid in enumerate(self.warm_ids_.tolist())}
+            known = np.array([row.get(pid, -1) for pid in np.asarray(queries.ids).tolist()], dtype=np.int64)
+        cold = np.flatnonzero(known < 0)
+        factors = np.empty((n, self.llm_factors_.shape[1]), dtype=np.float32)
+        factors[known >= 0] = self.warm_factors_[known[known >= 0]]
+        if len(cold):
+            if queries.embeddings is None or self.cold_start_ is None:
+                example = "" if queries.ids is None else f", e.g. {str(queries.ids[cold[0]])!r}"
+                need = ("their texts or embeddings" if self.cold_start_ is not None else
+                        "a router fitted on prompt texts or embeddings")
+                raise RecrouteError(f"{type(self).__name__} knows its training prompts by id, but {len(cold)} "
+                                    f"prompt(s) are new to it{example}; placing them needs {need}.")
+            embeddings = np.asarray(queries.embeddings, dtype=np.float32)[cold]
+            factors[cold] = self.prompt_factors(embeddings)
+        return factors
 
     @abstractmethod
     def _factorise(self, train: RoutingData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return training-prompt factors (n, k), LLM factors (m, k) and LLM biases (m,)."""
 
     def prompt_factors(self, embeddings: np.ndarray) -> np.ndarray:
+        if self.cold_start_ is None:
+            raise RecrouteError(f"{type(self).__name__} was fitted without prompt embeddings, so it can place "
+                                "only its training prompts (by id), not prompts given by text.")
         return self.cold_start_.transform(embeddings)
 
     def state(self) -> dict[str, np.ndarray]:
-        cold = {f"cold_start.{k}": v for k, v in self.cold_start_.state().items()}
-        return {**super().state(), **cold}
+        cold = {} if self.cold_start_ is None else self.cold_start_.state()
+        return {**super().state(), **{f"cold_start.{k}": v for k, v in cold.items()}}
 
     def _restore(self, arrays) -> None:
         super()._restore(arrays)
         cold = {k[len("cold_start."):]: v for k, v in arrays.items() if k.startswith("cold_start.")}
-        self.cold_start_ = make_cold_start(self.cold_start).load_state(cold)
+        missing = sorted(set(make_cold_start(self.cold_start).array_shapes()) - set(cold))
+        if missing and (cold or getattr(self, "warm_ids_", None) is None):  # all or none, and none only if warm
+            raise RecrouteError(f"lacks the array 'cold_start.{missing[0]}'")
+        self.cold_start_ = make_cold_start(self.cold_start).load_state(cold) if cold else None
 
     def array_shapes(self) -> dict[str, tuple[str, tuple]]:
-        cold = make_cold_start(self.cold_start).array_shapes()
-        return {**super().array_shapes(), **{f"cold_start.{k}": v for k, v in cold.items()}}
+        cold = make_cold_start(self.cold_start).array_shapes()  # absent for a router fitted without embeddings
+        return {**super().array_shapes(), "warm_ids_?": ("U", ("warm",)), "warm_factors_?": ("f", ("warm", "k")),
+                **{f"cold_start.{k}?": v for k, v in cold.items()}}
 
 
 def _platt(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:

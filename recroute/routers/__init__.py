@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from ..errors import RecrouteError
 from .als import ALSRouter
+from .auto import AutoRouter
 from .base import Queries, Router, best_set_labels
 from .baselines import KNNRouter, LinearRouter, MLPRouter
 from .bilinear import BilinearRouter
 from .bpr import BPRRouter
+from .cluster import ClusterRouter
 from .hybrid import LightFMRouter
 from .reference import BestSingleRouter, OracleRouter, RandomRouter, ROracleRouter
+from .regression import KNNRegressionRouter, RidgeRouter
 
 ROUTERS = {
     "oracle": OracleRouter,
@@ -22,6 +25,10 @@ ROUTERS = {
     "bpr": BPRRouter,
     "lightfm": LightFMRouter,
     "bilinear": BilinearRouter,
+    "cluster": ClusterRouter,
+    "knnreg": KNNRegressionRouter,
+    "ridge": RidgeRouter,
+    "auto": AutoRouter,
 }
 
 
@@ -47,4 +54,5 @@ __all__ = [
     "Queries", "Router", "best_set_labels", "make_router", "ROUTERS",
     "OracleRouter", "ROracleRouter", "RandomRouter", "BestSingleRouter",
     "KNNRouter", "LinearRouter", "MLPRouter", "ALSRouter", "BPRRouter", "LightFMRouter", "BilinearRouter",
+    "ClusterRouter", "KNNRegressionRouter", "RidgeRouter", "AutoRouter",
 ]

@@ -3,8 +3,11 @@
     python datasets/build.py ../shared/data
 
 Each source goes through recroute's own loaders, gets its groups, source
-splits and unique prompt ids, and is written as ``datasets/<name>.npz``.
-Source-specific decisions are made here and documented in datasets/README.md.
+splits and unique prompt ids, and its prompts' embeddings from the default
+:class:`recroute.embed.Encoder` (through its cache, so a rebuild encodes only
+new texts; stored float16 with the encoder's settings), and is written as
+``datasets/<name>.npz``. Source-specific decisions are made here and
+documented in datasets/README.md.
 """
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from recroute.data import RoutingData
+from recroute.embed import Encoder
 from recroute.loaders import load_score_json, load_wide_csv, save_npz
+from recroute.protocol import with_embeddings
 
 HERE = Path(__file__).resolve().parent
 
@@ -89,11 +94,12 @@ BUILDERS = {"routerbench": routerbench, "llmrouter": llmrouter, "routerdc": rout
 
 
 def main(src: str) -> None:
+    encoder = Encoder()
     for name, build in BUILDERS.items():
-        data = build(Path(src))
+        data = with_embeddings(build(Path(src)), progress=True, encoder=encoder)
         out = save_npz(data, HERE / f"{name}.npz")
-        print(f"{name}: {data.n_prompts} prompts × {data.n_models} LLMs -> {out.name} "
-              f"({out.stat().st_size / 1e6:.1f} MB)")
+        print(f"{name}: {data.n_prompts} prompts × {data.n_models} LLMs, "
+              f"{data.embeddings.shape[1]}-d embeddings -> {out.name} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

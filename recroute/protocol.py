@@ -381,13 +381,17 @@ def _seeded(router: Router, seed: int) -> Router:
     return _set_params(router, {"seed": seed}) if "seed" in router.get_params() else router
 
 
-def with_embeddings(data: RoutingData, progress: bool = False) -> RoutingData:
-    """``data`` with prompt embeddings attached (its own, or encoded and cached)."""
-    if data.embeddings is not None:
-        return data
-    from .embed import prompt_embeddings
+def with_embeddings(data: RoutingData, progress: bool = False, encoder=None) -> RoutingData:
+    """``data`` with prompt embeddings attached: its own when they stand for ``encoder``'s
+    (default: a new :class:`recroute.embed.Encoder`), else encoded (and cached) and recorded
+    as that encoder's (``embedding_model``); see :func:`recroute.embed.prompt_embeddings`."""
+    from .embed import Encoder, prompt_embeddings
 
-    return replace(data, embeddings=prompt_embeddings(data, progress=progress))
+    encoder = encoder if encoder is not None else Encoder()
+    vectors = prompt_embeddings(data, encoder, progress=progress)
+    if vectors is data.embeddings:
+        return data
+    return replace(data, embeddings=vectors, embedding_model=encoder.settings())
 
 
 def scaling_curve(data: RoutingData, ps: Sequence[float] = (0.0, 0.3, 0.5, 0.7, 1.0),

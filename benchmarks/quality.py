@@ -1,6 +1,6 @@
 """Routing quality on every bundled dataset with RouterEval's protocol: the README's quality table and figure.
 
-    nice -n 15 python benchmarks/quality.py run [DATASET ...]   # slow: writes docs/results/quality_<dataset>.json
+    nice -n 15 python benchmarks/quality.py run [--routers A,B,...] [DATASET ...]   # slow: docs/results/quality_<dataset>.json
     python benchmarks/quality.py report                         # table on stdout, docs/quality_gap_closed.png
 
 ``run`` evaluates every router on pools of 3 and 5 LLMs (RouterEval's three
@@ -30,12 +30,12 @@ ROUTERS = ("oracle", "random", "bsm", "knn", "linear", "mlp", "als", "cluster", 
 SEEDS = (42, 43, 44)
 
 
-def run(datasets) -> None:
+def run(datasets, routers=ROUTERS) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name in datasets:
         data = with_embeddings(load_dataset(name))
         start = time.time()
-        rows = evaluate(data, list(ROUTERS), pool_sizes=(3, 5), seeds=SEEDS,
+        rows = evaluate(data, list(routers), pool_sizes=(3, 5), seeds=SEEDS,
                         progress=lambda done, total, what: print(f"{name} {done}/{total} {what} "
                                                                  f"{time.time() - start:.0f}s", flush=True))
         (RESULTS / f"quality_{name}.json").write_text(json.dumps(rows, indent=0, default=str) + "\n")
@@ -89,4 +89,9 @@ def _figure(routers, datasets, gaps) -> None:
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:] or ["report"]
-    run(args or DATASETS) if command == "run" else report()
+    if command != "run":
+        report()
+    elif args[:1] == ["--routers"]:
+        run(args[2:] or DATASETS, args[1].split(","))
+    else:
+        run(args or DATASETS)

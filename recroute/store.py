@@ -74,6 +74,7 @@ def save_router(router: Router, folder, *, embedding_model: str, data_source: st
         "models": [str(m) for m in router.models_], "embedding_model": embedding_model, "data": data_source,
         **({} if embedding_dim is None else {"embedding_dim": int(embedding_dim)}),
         **({} if cost_model is None else {"cost": cost_model.get_params()}),
+        **({"chosen": router.chosen_} if isinstance(getattr(router, "chosen_", None), dict) else {}),
         "versions": {pkg: _version(pkg) for pkg in ("recroute", "numpy", "faiss-cpu", "implicit", "lightfm-next", "torch")},
     }
     with writing(folder) as target:

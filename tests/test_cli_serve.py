@@ -146,11 +146,14 @@ def test_fit_without_params_tunes_on_validation_prompts(topics_file, tmp_path):
     assert [r["ranking"][0]["llm"] for r in routed_] == list(NEW.values())
 
 
-def test_fit_tunes_the_default_router(topics_file, tmp_path):
+def test_fit_uses_auto_by_default_and_records_what_it_chose(topics_file, tmp_path):
     result = cli("fit", "--data", topics_file, "--out", tmp_path / "default")
     assert result.exit_code == 0, result.output
-    assert "chose" in result.stderr
-    assert json.loads((tmp_path / "default" / "manifest.json").read_text())["router"] == "bilinear"
+    assert "auto chose" in result.stderr
+    manifest = json.loads((tmp_path / "default" / "manifest.json").read_text())
+    assert manifest["router"] == "auto" and manifest["chosen"]["routes_with"] != "best single LLM"
+    routed_ = routed(cli("route", tmp_path / "default", *NEW, "--top-k", "1"))
+    assert [r["ranking"][0]["llm"] for r in routed_] == list(NEW.values())
 
 
 # -- route -------------------------------------------------------------------------------------
@@ -215,9 +218,9 @@ def test_route_reads_prompts_from_jsonl_after_the_arguments(router_dir, tmp_path
     (["--router", "xgboost"], ["unknown router 'xgboost'"]),
     (["--param", "epochs"], ["--param 'epochs'", "NAME=VALUE"]),
     (["--param", "=3"], ["NAME=VALUE"]),
-    (["--param", "depth=3"], ["router 'bilinear'", "depth"]),
-    (["--param", "epochs=many"], ["epochs must be an integer"]),
-    (["--param", "factors=2.5"], ["factors must be an integer"]),
+    (["--router", "bilinear", "--param", "depth=3"], ["router 'bilinear'", "depth"]),
+    (["--router", "bilinear", "--param", "epochs=many"], ["epochs must be an integer"]),
+    (["--router", "bilinear", "--param", "factors=2.5"], ["factors must be an integer"]),
     (["--router", "oracle"], ["true outcomes"]),
 ], ids=["unknown router", "param without value", "param without name", "unknown param", "param not a number",
         "param not an integer", "oracle"])

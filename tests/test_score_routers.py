@@ -1,16 +1,20 @@
 """cluster, knnreg, ridge and auto on synthetic worlds whose right answers are known."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
 from recroute import metrics
 from recroute.data import RoutingData
 from recroute.errors import RecrouteError
+from recroute.params import PARAMS
 from recroute.routers import (
     ROUTERS, AutoRouter, BestSingleRouter, ClusterRouter, KNNRegressionRouter, Queries, RidgeRouter, Router,
+    make_router,
 )
-from recroute.store import load_router, save_router
+from recroute.store import ARRAYS, load_router, save_router
 
 
 def make_data(scores, embeddings, prefix="p") -> RoutingData:
@@ -148,6 +152,7 @@ class SpyRouter(Router):
 
 def test_auto_cross_validates_on_its_training_prompts_only(monkeypatch):
     monkeypatch.setitem(ROUTERS, "spy", SpyRouter)
+    monkeypatch.setitem(PARAMS, "spy", {})  # a registered router declares its hyperparameters (none)
     monkeypatch.setattr(SpyRouter, "fitted", [])
     monkeypatch.setattr(SpyRouter, "scored", [])
     train = blob_world(n=300)
@@ -173,5 +178,94 @@ def test_saved_routers_serve_the_same_scores(tmp_path, name):
     save_router(router, tmp_path / name, embedding_model="test", data_source="synthetic")
     loaded, manifest = load_router(tmp_path / name)
     np.testing.assert_allclose(loaded.score(Queries.of(test)), router.score(Queries.of(test)), atol=1e-5)
+    assert loaded.get_params() == router.get_params()  # the manifest's JSON lists come back as tuples
     if name == "auto":
         assert loaded.chosen_ == router.chosen_
+
+
+@pytest.mark.parametrize("name, params", [
+    ("cluster", dict(k=None, k_grid=[1, 2, 4], min_cluster=0, prior=0.0, folds=2, niter=5, restarts=1, seed=7)),
+    ("knnreg", dict(k=3, k_grid=(5, 10), folds=3, seed=1)),
+    ("ridge", dict(alphas=[0.5, 2])),
+    ("auto", dict(candidates=["ridge", "als"], folds=3, confidence=0.0, seed=2)),
+])
+def test_the_new_routers_hyperparameters_are_declared(name, params):
+    router = make_router(name, **params)
+    assert router.get_params() == {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+
+
+@pytest.mark.parametrize("name, params, fragment", [
+    ("cluster", dict(k_grid=[4, 0]), "k_grid must be a non-empty list, each an integer at least 1"),
+    ("cluster", dict(k_grid=[]), "k_grid must be a non-empty list"),
+    ("cluster", dict(k_grid=8), "k_grid must be a non-empty list"),
+    ("cluster", dict(prior=-1), "prior must be a number at least 0"),
+    ("knnreg", dict(k_grid=[5, 2.5]), "k_grid must be a non-empty list, each an integer"),
+    ("knnreg", dict(folds=1), "folds must be an integer at least 2"),
+    ("ridge", dict(alphas=[1.0, 0]), "alphas must be a non-empty list, each a number at least"),
+    ("auto", dict(candidates=["ridge", "auto"]), "candidates must be a non-empty list, each one of 'cluster'"),
+    ("auto", dict(candidates="ridge"), "candidates must be a non-empty list"),
+    ("auto", dict(confidence=float("nan")), "confidence must be a number"),
+])
+def test_a_bad_hyperparameter_of_the_new_routers_is_refused(name, params, fragment):
+    with pytest.raises(RecrouteError, match="must be") as info:
+        make_router(name, **params)
+    assert fragment in str(info.value), str(info.value)
+
+
+@pytest.fixture(scope="module")
+def saved_auto(tmp_path_factory):
+    """An auto router that routes with ridge alone, though cluster was a candidate too."""
+    router = AutoRouter(candidates=("cluster", "ridge"), confidence=0.0).fit(blob_world(n=600))
+    router.members_, router.weights_, router.member_routers_ = np.array(["ridge"]), np.ones(1), [
+        RidgeRouter().fit(blob_world(n=600))]
+    folder = tmp_path_factory.mktemp("auto") / "router"
+    save_router(router, folder, embedding_model="test", data_source="synthetic", embedding_dim=16)
+    return folder
+
+
+def _cluster_arrays(arrays):
+    cluster = ClusterRouter(k=2).fit(blob_world(n=600))
+    return {**arrays, **{f"member.cluster.{key}": value for key, value in cluster.state().items()}}
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda a: {k: v for k, v in a.items() if k != "member.ridge.coef_"}, "lacks the array 'member.ridge.coef_'"),
+    (lambda a: {**a, "member.ridge.extra_": np.zeros(3)}, "holds an unexpected array 'member.ridge.extra_'"),
+    (lambda a: {**a, "member.knn.labels_": np.zeros(3)}, "holds an unexpected array 'member.knn.labels_'"),
+    (_cluster_arrays, "holds arrays of 'cluster', which it does not route with"),
+    (lambda a: {**a, "members_": np.array(["knn"])}, "routes with 'knn', which is not one of its candidates"),
+    (lambda a: {**a, "member.ridge.coef_": a["member.ridge.coef_"][:, :3]}, "'member.ridge.coef_' has shape"),
+    (lambda a: {**a, "member.ridge.alpha_": a["member.ridge.alpha_"].astype(str)}, "'member.ridge.alpha_' has dtype"),
+    (lambda a: {**a, "weights_": np.ones(2)}, "'weights_' has shape (2,), expected (1,)"),
+])
+def test_an_auto_folder_holds_exactly_its_members_arrays(saved_auto, tmp_path, change, fragment):
+    assert load_router(saved_auto)[0].chosen_["routes_with"] == ["ridge"]
+    folder = tmp_path / "router"
+    shutil.copytree(saved_auto, folder)
+    with np.load(folder / ARRAYS, allow_pickle=False) as npz:
+        arrays = change({key: npz[key] for key in npz.files})
+    with open(folder / ARRAYS, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(RecrouteError, match="the folder is corrupt") as info:
+        load_router(folder)
+    assert fragment in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("name, change, fragment", [
+    ("knnreg", lambda a: {**a, "k_": np.array(0)}, "no neighbours to score with"),
+    ("knnreg", lambda a: {**a, "k_": np.array(5.0)}, "'k_' has dtype float64, not integers"),
+    ("knnreg", lambda a: {**a, "scores_": a["scores_"][:-1]}, "'scores_' has shape"),
+    ("cluster", lambda a: {**a, "centroids_": a["centroids_"][:0], "cluster_scores_": a["cluster_scores_"][:0]},
+     "no clusters to route with"),
+    ("cluster", lambda a: {k: v for k, v in a.items() if k != "cluster_scores_"}, "lacks the array 'cluster_scores_'"),
+    ("ridge", lambda a: {**a, "intercept_": np.full_like(a["intercept_"], np.nan)}, "'intercept_' holds NaN"),
+])
+def test_a_damaged_folder_of_a_new_router_is_refused(tmp_path, name, change, fragment):
+    folder = save_router(ROUTERS[name]().fit(blob_world(n=600)), tmp_path / name, embedding_model="test")
+    with np.load(folder / ARRAYS, allow_pickle=False) as npz:
+        arrays = change({key: npz[key] for key in npz.files})
+    with open(folder / ARRAYS, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(RecrouteError, match="the folder is corrupt") as info:
+        load_router(folder)
+    assert fragment in str(info.value), str(info.value)

@@ -37,7 +37,7 @@ class AutoRouter(Router):
 
     def __init__(self, candidates: tuple[str, ...] = ("cluster", "knnreg", "ridge"), folds: int = 5,
                  confidence: float = 3.0, seed: int = 0):
-        self.candidates = candidates
+        self.candidates = tuple(candidates)  # a manifest's JSON gives a list back
         self.folds = folds
         self.confidence = confidence
         self.seed = seed
@@ -119,12 +119,35 @@ class AutoRouter(Router):
             arrays.update({f"member.{name}.{key}": value for key, value in router.state().items()})
         return arrays
 
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        """Its own arrays and every candidate's under ``member.<name>.``, each optional: which candidates
+        are saved is learned (``members_``), so :meth:`_restore` checks that exactly those are there."""
+        shapes = {**super().array_shapes(), "means_": ("f", ("m",)), "cv_": ("f", (3,)), "members_": ("U", ("members",)),
+                  "margin_": ("f", ()), "weights_": ("f", ("members",)), "bias_": ("f", ("m",))}
+        for name in self.candidates:
+            for key, (kind, shape) in self._member(name).array_shapes().items():
+                # a member's own sizes (factors, clusters, index bytes) are named apart from another member's
+                sizes = tuple(size if isinstance(size, int) or size in ("m", "d") else f"{name}.{size}" for size in shape)
+                shapes[f"member.{name}.{key.rstrip('?')}?"] = (kind, sizes)
+        return shapes
+
     def _restore(self, arrays) -> None:
-        self.member_routers_ = []
-        for name in self.members_:
+        """Rebuild the members it routes with, refusing a folder whose member arrays are not exactly theirs."""
+        members = self.members_.tolist()
+        strangers = sorted(set(members) - set(self.candidates))
+        if strangers:
+            raise RecrouteError(f"routes with {strangers[0]!r}, which is not one of its candidates")
+        saved = {}
+        for name in self.candidates:
             prefix = f"member.{name}."
-            own = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
-            self.member_routers_.append(self._member(str(name)).load_state(own))
+            saved[name] = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+            if name not in members and saved[name]:
+                raise RecrouteError(f"holds arrays of {name!r}, which it does not route with")
+            required = {key for key in self._member(name).array_shapes() if not key.endswith("?")}
+            missing = sorted(required - set(saved[name])) if name in members else []
+            if missing:
+                raise RecrouteError(f"lacks the array '{prefix}{missing[0]}'")
+        self.member_routers_ = [self._member(name).load_state(saved[name]) for name in members]
         self._describe()
 
     def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:

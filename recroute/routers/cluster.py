@@ -25,7 +25,7 @@ class ClusterRouter(Router):
                  min_cluster: int = 39, prior: float = 5.0, folds: int = 5, niter: int = 20, restarts: int = 3,
                  seed: int = 0):
         self.k = k
-        self.k_grid = k_grid
+        self.k_grid = tuple(k_grid)  # a manifest's JSON gives a list back
         self.min_cluster = min_cluster
         self.prior = prior
         self.folds = folds
@@ -34,8 +34,6 @@ class ClusterRouter(Router):
         self.seed = seed
 
     def _fit(self, train: RoutingData) -> None:
-        if self.prior < 0:
-            raise RecrouteError(f"the cluster router's prior must be >= 0 prompts, got {self.prior}.")
         x = normalise(train.embeddings)
         self.k_ = np.array(self.k if self.k is not None else self._choose_k(x, train.scores), dtype=np.int64)
         self.centroids_, self.cluster_scores_ = self._cluster_means(x, train.scores, int(self.k_))
@@ -82,9 +80,15 @@ class ClusterRouter(Router):
         """The hyperparameters with the cross-validated k fixed: refitting with them skips the search."""
         return {**self.get_params(), "k": int(self.k_)}
 
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        return {**super().array_shapes(), "k_": ("i", ()), "centroids_": ("f", ("clusters", "d")),
+                "cluster_scores_": ("f", ("clusters", "m"))}
+
     def _restore(self, arrays) -> None:
         import faiss
 
+        if not len(self.centroids_):
+            raise RecrouteError("it has no clusters to route with")
         self.index_ = faiss.IndexFlatIP(self.centroids_.shape[1])
         self.index_.add(self.centroids_)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import RoutingData
+from ..errors import RecrouteError
 from .base import Queries, Router
 from .crossval import column_means, fold_ids, normalise, routed_mean
 
@@ -23,7 +24,7 @@ class KNNRegressionRouter(Router):
     def __init__(self, k: int | None = None, k_grid: tuple[int, ...] = (5, 10, 20, 50, 100, 200, 400),
                  folds: int = 5, seed: int = 0):
         self.k = k
-        self.k_grid = k_grid
+        self.k_grid = tuple(k_grid)  # a manifest's JSON gives a list back
         self.folds = folds
         self.seed = seed
 
@@ -53,7 +54,13 @@ class KNNRegressionRouter(Router):
         """The hyperparameters with the cross-validated k fixed: refitting with them skips the search."""
         return {**self.get_params(), "k": int(self.k_)}
 
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        return {**super().array_shapes(), "k_": ("i", ()), "embeddings_": ("f", ("prompts", "d")),
+                "scores_": ("F", ("prompts", "m")), "means_": ("f", ("m",))}
+
     def _restore(self, arrays) -> None:
+        if int(self.k_) < 1 or not len(self.embeddings_):
+            raise RecrouteError(f"it has no neighbours to score with (k_ = {int(self.k_)}, {len(self.embeddings_)} prompts)")
         self.index_ = _index(self.embeddings_)
 
     def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
@@ -93,7 +100,7 @@ class RidgeRouter(Router):
     """
 
     def __init__(self, alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)):
-        self.alphas = alphas
+        self.alphas = tuple(alphas)  # a manifest's JSON gives a list back
 
     def _fit(self, train: RoutingData) -> None:
         from sklearn.linear_model import RidgeCV
@@ -115,6 +122,10 @@ class RidgeRouter(Router):
             self.coef_[columns] = np.atleast_2d(model.coef_)
             self.intercept_[columns] = model.intercept_
             self.alpha_[columns] = model.alpha_
+
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        return {**super().array_shapes(), "coef_": ("f", ("m", "d")), "intercept_": ("f", ("m",)),
+                "alpha_": ("F", ("m",))}  # NaN: an LLM observed on too few prompts to fit
 
     def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
         x = normalise(queries.embeddings)

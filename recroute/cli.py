@@ -390,8 +390,9 @@ def _params(pairs: tuple[str, ...]) -> dict:
 @main.command()
 @data_option
 @pickle_option
-@click.option("--router", "router_name", default="bilinear", show_default=True,
-              help="A learned router: als, bpr, lightfm, bilinear, knn, linear, mlp, bsm.")
+@click.option("--router", "router_name", default="auto", show_default=True,
+              help="A learned router: auto (chooses by cross-validation), cluster, knnreg, ridge, als, bpr, "
+                   "lightfm, bilinear, knn, linear, mlp, bsm.")
 @click.option("--param", "param_pairs", multiple=True, help="Hyperparameter NAME=VALUE (repeatable); skips tuning.")
 @click.option("--out", required=True, help="Folder to write the fitted router to.")
 def fit(data_name, allow_pickle, router_name, param_pairs, out):
@@ -412,6 +413,8 @@ def fit(data_name, allow_pickle, router_name, param_pairs, out):
         click.echo(f"chose {chosen} on {split.val.n_prompts} validation prompts", err=True)
         factory = lambda: make_router(router_name, **chosen)  # noqa: E731
     router = factory().fit(data)
+    if hasattr(router, "chosen_"):
+        click.echo(f"{router_name} chose {json.dumps(router.chosen_)}", err=True)
     has_costs = data.cost is not None or (data.price is not None and data.prompts is not None)
     cost_model = CostModel().fit(data) if has_costs else None
     folder = save_router(router, out, embedding_model=DEFAULT_MODEL, data_source=data.source,

@@ -15,7 +15,9 @@ from .errors import RecrouteError
 
 @dataclass(frozen=True)
 class Param:
-    """One hyperparameter: ``kind`` int, float or str; a closed range or a set of choices."""
+    """One hyperparameter: ``kind`` int, float or str with a closed range or a set of choices,
+    or tuple: a non-empty sequence of values each accepted by ``sequence_of`` (a list too,
+    as a manifest's JSON gives it back)."""
 
     kind: type
     low: float | None = None
@@ -23,8 +25,11 @@ class Param:
     choices: tuple[str, ...] = ()
     optional: bool = False  # None allowed (debias_clip: off)
     below_high: bool = False  # the range is [low, high) rather than [low, high]
+    sequence_of: Param | None = None  # the elements of a tuple
 
     def describe(self) -> str:
+        if self.sequence_of is not None:
+            return f"a non-empty list, each {self.sequence_of.describe()}"
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         kind = {int: "an integer", float: "a number"}[self.kind]
@@ -35,6 +40,8 @@ class Param:
     def accepts(self, value) -> bool:
         if value is None:
             return self.optional
+        if self.sequence_of is not None:
+            return isinstance(value, (tuple, list)) and len(value) > 0 and all(map(self.sequence_of.accepts, value))
         if self.kind is str:
             return isinstance(value, str) and value in self.choices
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -58,13 +65,17 @@ PENALTY = Param(float, 0.0, 1e6)  # regularisation strengths and weights
 DEBIAS_CLIP = Param(float, 1.0, 1e12, optional=True)
 #: Clip of the inverse-propensity weights of logged records (recroute.logs.propensity_weights); None: unweighted.
 LOGGING_CLIP = Param(float, 1.0, 1e12, optional=True)
+NEIGHBOURS = Param(int, 1, 100_000)
+FOLDS = Param(int, 2, 10_000)  # cross-validation
+#: What ``auto`` may stack: the learned routers that can be saved, itself excepted.
+STACKABLE = ("cluster", "knnreg", "ridge", "knn", "linear", "mlp", "als", "bpr", "lightfm", "bilinear")
 
 PARAMS: dict[str, dict[str, Param]] = {
     "oracle": {},
     "random": {"seed": SEED},
     "bsm": {},
     "ro": {"p": Param(float, 0.0, 1.0), "seed": SEED},
-    "knn": {"k": Param(int, 1, 100_000), "debias_clip": DEBIAS_CLIP},
+    "knn": {"k": NEIGHBOURS, "debias_clip": DEBIAS_CLIP},
     "linear": {"epochs": STEPS, "batch_size": Param(int, 1, 10_000_000), "lr": RATE, "weight_decay": PENALTY,
                "seed": SEED, "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
     "mlp": {"hidden": Param(int, 1, 65_536), "dropout": Param(float, 0.0, 1.0, below_high=True), "epochs": STEPS,
@@ -80,6 +91,14 @@ PARAMS: dict[str, dict[str, Param]] = {
                 "debias_clip": DEBIAS_CLIP},
     "bilinear": {"factors": FACTORS, "weight_decay": PENALTY, "epochs": STEPS, "lr": RATE, "seed": SEED,
                  "debias_clip": DEBIAS_CLIP},
+    "cluster": {"k": Param(int, 1, 100_000, optional=True), "k_grid": Param(tuple, sequence_of=Param(int, 1, 100_000)),
+                "min_cluster": Param(int, 0, 1_000_000), "prior": PENALTY, "folds": FOLDS, "niter": STEPS,
+                "restarts": Param(int, 1, 1_000), "seed": SEED},
+    "knnreg": {"k": Param(int, 1, 100_000, optional=True), "k_grid": Param(tuple, sequence_of=NEIGHBOURS),
+               "folds": FOLDS, "seed": SEED},
+    "ridge": {"alphas": Param(tuple, sequence_of=Param(float, 1e-12, 1e12))},  # RidgeCV needs alphas above 0
+    "auto": {"candidates": Param(tuple, sequence_of=Param(str, choices=STACKABLE)), "folds": FOLDS,
+             "confidence": Param(float, 0.0, 1_000.0), "seed": SEED},
 }
 
 

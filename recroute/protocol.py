@@ -282,6 +282,7 @@ def evaluate(
                     "seed": seed, "mu": mu, "vr": metrics.vr(mu, ref_score), "vb": metrics.vb(test.scores, policy),
                     "ep": metrics.prediction_entropy(scores), "es": metrics.selection_entropy(policy, len(names)),
                     "n_test": test.n_prompts, "train_on": train_on, "pool": names, "params": router.get_params(),
+                    **({"chosen": router.chosen_} if hasattr(router, "chosen_") else {}),
                 })
                 done += 1
                 if progress:

@@ -133,7 +133,7 @@ class ServedRouter:
         from .routers.latent import LatentFactorRouter
 
         if not isinstance(self.router, LatentFactorRouter):
-            raise RecrouteError(f"{self.source}: a {type(self.router).__name__} {why}.")
+            raise RecrouteError(f"{self.source}: {type(self.router).__name__} {why}.")
 
     @contextlib.contextmanager
     def named(self):

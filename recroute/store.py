@@ -74,6 +74,7 @@ def save_router(router: Router, folder, *, embedding_model: str, data_source: st
         "models": [str(m) for m in router.models_], "embedding_model": embedding_model, "data": data_source,
         **({} if embedding_dim is None else {"embedding_dim": int(embedding_dim)}),
         **({} if cost_model is None else {"cost": cost_model.get_params()}),
+        **({"chosen": router.chosen_} if isinstance(getattr(router, "chosen_", None), dict) else {}),
         "versions": {pkg: _version(pkg) for pkg in ("recroute", "numpy", "faiss-cpu", "implicit", "lightfm-next", "torch")},
     }
     with writing(folder) as target:
@@ -273,7 +274,7 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray], shapes: dict[str, t
         if name not in arrays:
             continue
         array = arrays[name]
-        ok_kind = {"f": "f", "F": "f", "U": "U", "u1": "u"}[kind] == array.dtype.kind
+        ok_kind = {"f": "f", "F": "f", "i": "i", "U": "U", "u1": "u"}[kind] == array.dtype.kind
         if ok_kind and kind == "u1":
             ok_kind = array.dtype == np.uint8
         if not ok_kind:
@@ -290,7 +291,7 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray], shapes: dict[str, t
                 raise RecrouteError(f"array '{name}' holds NaN, infinite values or values too large for 32-bit floats")
 
 
-_KIND_NAMES = {"f": "floats", "F": "floats", "U": "strings", "u1": "bytes (uint8)"}
+_KIND_NAMES = {"f": "floats", "F": "floats", "i": "integers", "U": "strings", "u1": "bytes (uint8)"}
 
 
 def read_manifest(folder: Path) -> dict:

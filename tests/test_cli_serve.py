@@ -146,11 +146,21 @@ def test_fit_without_params_tunes_on_validation_prompts(topics_file, tmp_path):
     assert [r["ranking"][0]["llm"] for r in routed_] == list(NEW.values())
 
 
-def test_fit_tunes_the_default_router(topics_file, tmp_path):
-    result = cli("fit", "--data", topics_file, "--out", tmp_path / "default")
+def test_fit_uses_auto_by_default_and_records_what_it_chose(topics_file, newcomer_file, tmp_path):
+    folder = tmp_path / "default"
+    result = cli("fit", "--data", topics_file, "--out", folder)
     assert result.exit_code == 0, result.output
-    assert "chose" in result.stderr
-    assert json.loads((tmp_path / "default" / "manifest.json").read_text())["router"] == "bilinear"
+    assert "auto chose" in result.stderr
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["router"] == "auto" and manifest["chosen"]["routes_with"] != "best single LLM"
+    routed_ = routed(cli("route", folder, *NEW, "--top-k", "1"))
+    assert [r["ranking"][0]["llm"] for r in routed_] == list(NEW.values())
+    # an LLM joins or leaves an auto router only by refitting: both say so in one line and change nothing
+    before = folder_bytes(folder)
+    assert_cli_error(cli("add-llm", folder, "--data", newcomer_file), str(folder),
+                     "AutoRouter has no LLM vectors to add to; only latent-factor routers")
+    assert_cli_error(cli("remove-llm", folder, "A"), str(folder), "AutoRouter cannot drop an LLM without refitting")
+    assert folder_bytes(folder) == before
 
 
 # -- route -------------------------------------------------------------------------------------
@@ -215,9 +225,9 @@ def test_route_reads_prompts_from_jsonl_after_the_arguments(router_dir, tmp_path
     (["--router", "xgboost"], ["unknown router 'xgboost'"]),
     (["--param", "epochs"], ["--param 'epochs'", "NAME=VALUE"]),
     (["--param", "=3"], ["NAME=VALUE"]),
-    (["--param", "depth=3"], ["router 'bilinear'", "depth"]),
-    (["--param", "epochs=many"], ["epochs must be an integer"]),
-    (["--param", "factors=2.5"], ["factors must be an integer"]),
+    (["--router", "bilinear", "--param", "depth=3"], ["router 'bilinear'", "depth"]),
+    (["--router", "bilinear", "--param", "epochs=many"], ["epochs must be an integer"]),
+    (["--router", "bilinear", "--param", "factors=2.5"], ["factors must be an integer"]),
     (["--router", "oracle"], ["true outcomes"]),
 ], ids=["unknown router", "param without value", "param without name", "unknown param", "param not a number",
         "param not an integer", "oracle"])
@@ -541,7 +551,7 @@ def _bad_add(case, tmp_path, topics_file, newcomer_file, folders):
                                 [str(not_router), "not a recroute router folder"]),
         "missing router folder": (tmp_path / "nowhere", ["--data", newcomer_file],
                                   [str(tmp_path / "nowhere"), "no such router folder"]),
-        "non-latent router": (linear, ["--data", newcomer_file], [str(linear), "a LinearRouter has no LLM vectors"]),
+        "non-latent router": (linear, ["--data", newcomer_file], [str(linear), "LinearRouter has no LLM vectors"]),
         "costs needed": (costed, ["--data", newcomer_file], [str(newcomer_file), str(costed), "routes by cost",
                                                               "cost column or prices"]),
     }[case]
@@ -592,7 +602,7 @@ def test_remove_llm_bad_input_leaves_the_folder_unchanged(small_router, linear_d
         name, fragments = "Z", [str(folder), "does not route to 'Z'", "it knows A, B, C"]
     elif case == "non-latent router":
         folder = copy_router(linear_dir, tmp_path / "linear")
-        name, fragments = "A", [str(folder), "a LinearRouter cannot drop an LLM without refitting"]
+        name, fragments = "A", [str(folder), "LinearRouter cannot drop an LLM without refitting"]
     else:
         folder = tmp_path / "notes"
         folder.mkdir()

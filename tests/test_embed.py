@@ -212,3 +212,32 @@ def test_prompt_embeddings_needs_prompts_or_embeddings():
     assert str(info.value) == (
         "toy.npz: has neither prompt texts nor embeddings; routers that read prompts need one of them."
     )
+
+
+# -- long prompts -----------------------------------------------------------------------------
+def test_head_tail_keeps_the_question_at_the_end_of_a_long_prompt(encoder, cache_dir):
+    cut = Encoder(cache_dir=cache_dir, long_prompts="head_tail")
+    cut._model, cut._model_for = encoder._load_model(), cut.model  # share the loaded model
+    long = "Example: two plus two is four. " * 200 + "Question: what is the capital of France?"
+    kept, short = cut.head_and_tail([long, PROMPTS[0]])
+    assert kept.startswith("Example: two plus two") and kept.endswith("what is the capital of France?")
+    assert " … " in kept and short == PROMPTS[0]
+    assert len(encoder._model.tokenizer(kept)["input_ids"]) <= encoder._model.max_seq_length
+    np.testing.assert_allclose(cut.encode([long]), encoder.encode([kept]), atol=1e-6)  # the cut text is encoded
+    truncated = encoder.encode([long])
+    assert float((truncated @ cut.encode([long]).T)[0, 0]) < 0.99  # the default sees only the examples
+
+
+def test_head_tail_is_part_of_the_encoder_record_so_shipped_vectors_are_not_used():
+    from recroute.datasets import load_dataset
+    from recroute.embed import shipped_embeddings
+
+    data = load_dataset("routerbench")
+    assert Encoder().settings() == data.embedding_model  # the default record is unchanged
+    cut = Encoder(long_prompts="head_tail")
+    assert cut.settings()["long_prompts"] == "head_tail" and shipped_embeddings(data, cut) is None
+
+
+def test_unknown_long_prompt_setting_is_an_error(cache_dir):
+    with pytest.raises(RecrouteError, match="long_prompts"):
+        Encoder(cache_dir=cache_dir, long_prompts="middle").encode(["hello"])

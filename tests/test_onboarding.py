@@ -595,7 +595,7 @@ def train_costs():
     return _priced(MODELS, [[1.0, 2.0]] * N_TRAINED)
 
 
-@pytest.mark.parametrize("spec,params", [("linear", dict(epochs=5)), ("knn", dict(k=5))])
+@pytest.mark.parametrize("spec,params", [("linear", dict(epochs=5)), ("knn", dict(k=5)), ("ridge", {})])
 def test_a_router_without_llm_vectors_refuses_to_add_or_remove(world, tmp_path, spec, params):
     folder = _save(make_router(spec, **params).fit(world.train), tmp_path / spec)
     served = _serve(folder)
@@ -603,7 +603,7 @@ def test_a_router_without_llm_vectors_refuses_to_add_or_remove(world, tmp_path, 
     with pytest.raises(RecrouteError) as info:
         served.add_llm(NEW, [], world.revealed(10)[1], embeddings=world.revealed(10)[0])
     message = str(info.value)
-    assert message.startswith(f"{folder}: a {type(served.router).__name__} has no LLM vectors to add to")
+    assert message.startswith(f"{folder}: {type(served.router).__name__} has no LLM vectors to add to")
     assert "als, bpr, lightfm, bilinear" in message
     with pytest.raises(RecrouteError, match="cannot drop an LLM without refitting") as info:
         served.remove_llm("m1")

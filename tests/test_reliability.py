@@ -6,6 +6,7 @@ that broke the one-line form (7) and router folders lost or half-updated (8).
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import pickle
@@ -19,7 +20,8 @@ from conftest import assert_cli_error, run_cli
 from recroute.data import RoutingData
 from recroute.errors import RecrouteError
 from recroute.loaders import load
-from recroute.routers import make_router
+from recroute.params import PARAMS, check_params
+from recroute.routers import ROUTERS, make_router
 from recroute.store import ARRAYS, COST, MANIFEST, load_cost_model, load_router, save_router
 
 MODELS = ["m0", "m1", "m2"]
@@ -218,6 +220,15 @@ def test_a_bad_hyperparameter_is_one_sentence_before_any_work(router, param, fra
     name, _, value = param.partition("=")
     with pytest.raises(RecrouteError, match="must be|has no"):
         make_router(router, **{name: json.loads(value) if value[0].isdigit() or value[0] == "-" else value})
+
+
+@pytest.mark.parametrize("name", list(ROUTERS))
+def test_every_router_declares_exactly_the_hyperparameters_it_takes(name):
+    taken = list(inspect.signature(ROUTERS[name]).parameters)
+    assert list(PARAMS[name]) == taken
+    defaults = ROUTERS[name]().get_params()
+    check_params(name, json.loads(json.dumps(defaults)))  # as a manifest gives them back
+    assert make_router(name, **json.loads(json.dumps(defaults))).get_params() == defaults
 
 
 def test_good_hyperparameters_pass_and_null_turns_debiasing_off():

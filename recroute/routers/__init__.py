@@ -4,12 +4,15 @@ from __future__ import annotations
 from ..errors import RecrouteError
 from ..params import check_params
 from .als import ALSRouter
+from .auto import AutoRouter
 from .base import Queries, Router, best_set_labels
 from .baselines import KNNRouter, LinearRouter, MLPRouter
 from .bilinear import BilinearRouter
 from .bpr import BPRRouter
+from .cluster import ClusterRouter
 from .hybrid import LightFMRouter
 from .reference import BestSingleRouter, OracleRouter, RandomRouter, ROracleRouter
+from .regression import KNNRegressionRouter, RidgeRouter
 
 ROUTERS = {
     "oracle": OracleRouter,
@@ -23,6 +26,10 @@ ROUTERS = {
     "bpr": BPRRouter,
     "lightfm": LightFMRouter,
     "bilinear": BilinearRouter,
+    "cluster": ClusterRouter,
+    "knnreg": KNNRegressionRouter,
+    "ridge": RidgeRouter,
+    "auto": AutoRouter,
 }
 
 
@@ -46,4 +53,5 @@ __all__ = [
     "Queries", "Router", "best_set_labels", "make_router", "ROUTERS",
     "OracleRouter", "ROracleRouter", "RandomRouter", "BestSingleRouter",
     "KNNRouter", "LinearRouter", "MLPRouter", "ALSRouter", "BPRRouter", "LightFMRouter", "BilinearRouter",
+    "ClusterRouter", "KNNRegressionRouter", "RidgeRouter", "AutoRouter",
 ]

@@ -153,8 +153,8 @@ class Router(ABC):
     def array_shapes(self) -> dict[str, tuple[str, tuple]]:
         """What :meth:`state` saves, so a router folder is checked before it is trusted.
 
-        Each array's kind ('f' finite floats, 'F' floats that may be NaN, 'U'
-        strings, 'u1' bytes) and shape; a size is an int or a name: 'm' the
+        Each array's kind ('f' finite floats, 'F' floats that may be NaN, 'i'
+        integers, 'U' strings, 'u1' bytes) and shape; a size is an int or a name: 'm' the
         LLMs, 'd' the embedding width, any other name bound by its first use.
         A name ending in '?' is an array that may be absent.
         """

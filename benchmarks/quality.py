@@ -1,0 +1,97 @@
+"""Routing quality on every bundled dataset with RouterEval's protocol: the README's quality table and figure.
+
+    nice -n 15 python benchmarks/quality.py run [--routers A,B,...] [DATASET ...]   # slow: docs/results/quality_<dataset>.json
+    python benchmarks/quality.py report                         # table on stdout, docs/quality_gap_closed.png
+
+``run`` evaluates every router on pools of 3 and 5 LLMs (RouterEval's three
+groups) and seeds 42, 43, 44; ``report`` gives, per dataset and router, the
+mean V_B, the share of the best-single → oracle gap it closes,
+(V_B − 1)/(V_B(oracle) − 1), and the selection entropy, plus what ``auto``
+chose on each pool and seed.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recroute.datasets import load_dataset
+from recroute.protocol import evaluate, summarize, with_embeddings
+from recroute.report import format_table
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+RESULTS = DOCS / "results"
+DATASETS = ("routerbench", "llmrouter", "routerdc")
+ROUTERS = ("oracle", "random", "bsm", "knn", "linear", "mlp", "als", "cluster", "knnreg", "ridge", "auto")
+SEEDS = (42, 43, 44)
+
+
+def run(datasets, routers=ROUTERS) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name in datasets:
+        data = with_embeddings(load_dataset(name))
+        start = time.time()
+        rows = evaluate(data, list(routers), pool_sizes=(3, 5), seeds=SEEDS,
+                        progress=lambda done, total, what: print(f"{name} {done}/{total} {what} "
+                                                                 f"{time.time() - start:.0f}s", flush=True))
+        (RESULTS / f"quality_{name}.json").write_text(json.dumps(rows, indent=0, default=str) + "\n")
+
+
+def report() -> None:
+    table, gaps = [], {}
+    for name in DATASETS:
+        path = RESULTS / f"quality_{name}.json"
+        if not path.exists():
+            continue
+        rows = json.loads(path.read_text())
+        summary = {r["router"]: r for r in summarize(rows, by=("router",))}
+        oracle = summary["oracle"]["vb"]
+        for router, s in summary.items():
+            gap = (s["vb"] - 1) / (oracle - 1)
+            gaps.setdefault(router, {})[name] = gap
+            table.append([name, router, f"{s['vb']:.4f} ± {s['vb_std']:.4f}", f"{gap:.1%}", f"{s['es']:.2f}"])
+        choices = collections.Counter(
+            "+".join(r["chosen"]["routes_with"]) if isinstance(r["chosen"]["routes_with"], list)
+            else r["chosen"]["routes_with"] for r in rows if r["router"] == "auto")
+        print(f"{name}: auto chose " + ", ".join(f"{k} ×{v}" for k, v in choices.most_common()), file=sys.stderr)
+    print(format_table(["dataset", "router", "mean V_B ± seeds", "gap closed", "E_sel (bits)"], table))
+    routers = [r for r in ROUTERS if r in gaps and r != "oracle"]
+    names = [d for d in DATASETS if any(d in g for g in gaps.values())]
+    _figure(routers, names, gaps)
+    if "auto" in gaps:
+        print(f"auto closes {np.mean(list(gaps['auto'].values())):.1%} of the gap on average over {len(names)} datasets")
+
+
+def _figure(routers, datasets, gaps) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(datasets)
+    for i, name in enumerate(datasets):
+        ax.bar(np.arange(len(routers)) + i * width, [100 * gaps[r].get(name, np.nan) for r in routers], width,
+               label=name)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(np.arange(len(routers)) + width * (len(datasets) - 1) / 2, routers)
+    ax.set_ylabel("% of best single → oracle gap closed")
+    ax.set_title("Routing quality, RouterEval protocol (m = 3, 5; seeds 42–44)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(DOCS / "quality_gap_closed.png", dpi=120)
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:] or ["report"]
+    if command != "run":
+        report()
+    elif args[:1] == ["--routers"]:
+        run(args[2:] or DATASETS, args[1].split(","))
+    else:
+        run(args or DATASETS)

@@ -1,0 +1,132 @@
+"""Score regression: predict each LLM's expected score on a prompt, then route to the highest.
+
+RouterEval's classifiers learn which LLMs are within 95% of a prompt's best
+score; for continuous scores that threshold throws away how much better or
+worse each LLM did. These routers regress the score itself, choosing their
+one setting by cross-validation on the training prompts.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import RoutingData
+from ..errors import RecrouteError
+from .base import Queries, Router
+from .crossval import column_means, fold_ids, normalise, routed_mean
+
+
+class KNNRegressionRouter(Router):
+    """CARROT's kNN: each LLM's similarity-weighted mean score over the k most similar training prompts.
+
+    k is chosen from ``k_grid`` by K-fold cross-validation of the routed score.
+    """
+
+    def __init__(self, k: int | None = None, k_grid: tuple[int, ...] = (5, 10, 20, 50, 100, 200, 400),
+                 folds: int = 5, seed: int = 0):
+        self.k = k
+        self.k_grid = tuple(k_grid)  # a manifest's JSON gives a list back
+        self.folds = folds
+        self.seed = seed
+
+    def _fit(self, train: RoutingData) -> None:
+        x = normalise(train.embeddings)
+        self.k_ = np.array(self.k if self.k is not None else self._choose_k(x, train.scores), dtype=np.int64)
+        self.embeddings_, self.scores_ = x, train.scores.astype(np.float32)
+        self.means_ = column_means(train.scores).astype(np.float32)
+        self._restore({})
+
+    def _choose_k(self, x: np.ndarray, scores: np.ndarray) -> int:
+        """The k of ``k_grid`` that routes held-out folds best (the smaller among ties); one search per fold."""
+        grid = sorted({int(k) for k in self.k_grid if k >= 1}) or [1]
+        folds = fold_ids(len(x), self.folds, self.seed)
+        value = np.zeros(len(grid))
+        for fold in range(self.folds):
+            fit_rows, held = folds != fold, folds == fold
+            index = _index(x[fit_rows])
+            ks = [min(k, index.ntotal) for k in grid]
+            similarity, neighbours = index.search(x[held], max(ks))
+            for i, prediction in enumerate(_weighted_means(similarity, scores[fit_rows][neighbours], ks,
+                                                           column_means(scores[fit_rows]))):
+                value[i] += routed_mean(scores[held], np.argmax(prediction, axis=1)) * held.sum()
+        return grid[int(np.argmax(value))]
+
+    def chosen_params(self) -> dict:
+        """The hyperparameters with the cross-validated k fixed: refitting with them skips the search."""
+        return {**self.get_params(), "k": int(self.k_)}
+
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        return {**super().array_shapes(), "k_": ("i", ()), "embeddings_": ("f", ("prompts", "d")),
+                "scores_": ("F", ("prompts", "m")), "means_": ("f", ("m",))}
+
+    def _restore(self, arrays) -> None:
+        if int(self.k_) < 1 or not len(self.embeddings_):
+            raise RecrouteError(f"it has no neighbours to score with (k_ = {int(self.k_)}, {len(self.embeddings_)} prompts)")
+        self.index_ = _index(self.embeddings_)
+
+    def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
+        k = min(int(self.k_), self.index_.ntotal)
+        similarity, neighbours = self.index_.search(normalise(queries.embeddings), k)
+        return _weighted_means(similarity, self.scores_[:, columns][neighbours], [k], self.means_[columns])[0]
+
+
+def _index(x: np.ndarray):
+    import faiss
+
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    return index
+
+
+def _weighted_means(similarity: np.ndarray, neighbour_scores: np.ndarray, ks: list[int], fallback: np.ndarray):
+    """For each k in ``ks``: the mean of the first k neighbours' observed scores, weighted by similarity
+    (clipped at a small positive floor); ``fallback`` where none of them is observed. One cumulative sum
+    serves every k."""
+    weights = np.maximum(similarity, 1e-3)[:, :, None]
+    observed = ~np.isnan(neighbour_scores)
+    sums = np.cumsum(np.where(observed, neighbour_scores, 0) * weights, axis=1)
+    totals = np.cumsum(observed * weights, axis=1)
+    out = []
+    for k in ks:
+        total = totals[:, k - 1]
+        out.append(np.where(total > 0, sums[:, k - 1] / np.maximum(total, 1e-12), fallback).astype(np.float32))
+    return out
+
+
+class RidgeRouter(Router):
+    """A ridge regression of each LLM's score on the prompt embedding (closed form).
+
+    Each LLM's penalty is chosen from ``alphas`` by sklearn's efficient
+    leave-one-out cross-validation on the training prompts.
+    """
+
+    def __init__(self, alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)):
+        self.alphas = tuple(alphas)  # a manifest's JSON gives a list back
+
+    def _fit(self, train: RoutingData) -> None:
+        from sklearn.linear_model import RidgeCV
+
+        x = normalise(train.embeddings).astype(np.float64)
+        scores = train.scores.astype(np.float64)
+        observed = ~np.isnan(scores)
+        self.coef_ = np.zeros((train.n_models, x.shape[1]), dtype=np.float32)
+        self.intercept_ = column_means(scores).astype(np.float32)
+        self.alpha_ = np.full(train.n_models, np.nan)
+        complete = observed.all(axis=0)
+        # LLMs observed on every prompt share one fit; the others each fit on the prompts they answered
+        groups = ([np.flatnonzero(complete)] if complete.any() else []) + [[j] for j in np.flatnonzero(~complete)]
+        for columns in groups:
+            rows = observed[:, columns].all(axis=1)
+            if rows.sum() < 2:
+                continue
+            model = RidgeCV(alphas=list(self.alphas), alpha_per_target=len(columns) > 1).fit(x[rows], scores[rows][:, columns])
+            self.coef_[columns] = np.atleast_2d(model.coef_)
+            self.intercept_[columns] = model.intercept_
+            self.alpha_[columns] = model.alpha_
+
+    def array_shapes(self) -> dict[str, tuple[str, tuple]]:
+        return {**super().array_shapes(), "coef_": ("f", ("m", "d")), "intercept_": ("f", ("m",)),
+                "alpha_": ("F", ("m",))}  # NaN: an LLM observed on too few prompts to fit
+
+    def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
+        x = normalise(queries.embeddings)
+        return x @ self.coef_[columns].T + self.intercept_[columns]

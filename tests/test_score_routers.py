@@ -1,0 +1,271 @@
+"""cluster, knnreg, ridge and auto on synthetic worlds whose right answers are known."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from recroute import metrics
+from recroute.data import RoutingData
+from recroute.errors import RecrouteError
+from recroute.params import PARAMS
+from recroute.routers import (
+    ROUTERS, AutoRouter, BestSingleRouter, ClusterRouter, KNNRegressionRouter, Queries, RidgeRouter, Router,
+    make_router,
+)
+from recroute.store import ARRAYS, load_router, save_router
+
+
+def make_data(scores, embeddings, prefix="p") -> RoutingData:
+    scores = np.asarray(scores, dtype=np.float32)
+    return RoutingData(scores=scores, prompt_ids=np.array([f"{prefix}{i}" for i in range(len(scores))]),
+                       models=np.array([f"llm{j}" for j in range(scores.shape[1])]),
+                       embeddings=np.asarray(embeddings, dtype=np.float32), source="synthetic")
+
+
+def blob_world(n=1200, m=4, seed=3, prefix="p", learnable=True) -> RoutingData:
+    """Prompts in m well-separated blobs; in blob c LLM c answers 90% of prompts and the others 30%,
+    except LLM 0, which answers 45% everywhere else, so it is the best single LLM. Without
+    ``learnable`` each prompt's outcomes are drawn from another prompt's blob: nothing to learn."""
+    rng = np.random.default_rng(seed)
+    blob = rng.integers(m, size=n)
+    centres = np.eye(m, 16) * 4
+    embeddings = centres[blob] + rng.normal(scale=0.5, size=(n, 16))
+    outcome_blob = blob if learnable else rng.integers(m, size=n)
+    p = np.full((n, m), 0.3)
+    p[:, 0] = 0.45
+    p[np.arange(n), outcome_blob] = 0.9
+    return make_data((rng.random((n, m)) < p).astype(np.float32), embeddings, prefix)
+
+
+def routed_mu(router: Router, data: RoutingData) -> float:
+    return metrics.mu(data.scores, router.route(Queries.of(data)))
+
+
+# -- cluster -----------------------------------------------------------------
+def test_cluster_means_are_shrunk_towards_each_llms_global_mean_by_a_prior_worth_prompts():
+    # two far-apart groups: 3 prompts where LLM 0 scores 1 and LLM 1 scores 0, 1 prompt the other way round
+    embeddings = [[1, 0], [1, 0.01], [1, -0.01], [0, 1]]
+    data = make_data([[1, 0], [1, 0], [1, 0], [0, 1]], embeddings)
+    router = ClusterRouter(k=2, prior=2.0).fit(data)
+    global_mean = np.array([0.75, 0.25])
+    expected = {0: (np.array([3, 0]) + 2 * global_mean) / 5, 3: (np.array([0, 1]) + 2 * global_mean) / 3}
+    scores = router.score(Queries.of(data))
+    for row, want in expected.items():
+        np.testing.assert_allclose(scores[row], want, atol=1e-6)
+
+
+def test_cluster_router_chooses_k_by_cross_validation_and_finds_each_blobs_llm():
+    train, test = blob_world(), blob_world(n=400, seed=4, prefix="t")
+    router = ClusterRouter(seed=1).fit(train)
+    assert int(router.k_) >= 4  # fewer clusters than blobs would merge two blobs' best LLMs
+    best_single = routed_mu(BestSingleRouter().fit(train), test)
+    assert routed_mu(router, test) > best_single + 0.3
+
+
+def test_one_cluster_routes_like_the_best_single_llm():
+    train = blob_world()
+    router = ClusterRouter(k=1).fit(train)
+    assert np.array_equal(router.route(Queries.of(train)), BestSingleRouter().fit(train).route(Queries.of(train)))
+
+
+# -- knn regression ----------------------------------------------------------
+def test_knn_regression_is_the_similarity_weighted_mean_of_the_neighbours_scores():
+    embeddings = [[1, 0], [0.8, 0.6], [0, 1]]
+    data = make_data([[1.0, 0.0], [0.0, 0.5], [0.2, 0.2]], embeddings)
+    router = KNNRegressionRouter(k=2).fit(data)
+    # the query [1, 0] has similarity 1 with prompt 0 and 0.8 with prompt 1
+    scores = router.score(Queries(embeddings=np.array([[2.0, 0.0]])))
+    np.testing.assert_allclose(scores[0], [(1 * 1.0 + 0.8 * 0.0) / 1.8, (1 * 0.0 + 0.8 * 0.5) / 1.8], atol=1e-6)
+
+
+def test_knn_regression_skips_unobserved_neighbours_for_that_llm_only():
+    data = make_data([[1.0, np.nan], [0.0, 0.5]], [[1, 0], [1, 0.1]])
+    scores = KNNRegressionRouter(k=2).fit(data).score(Queries(embeddings=np.array([[1.0, 0.0]])))
+    assert scores[0, 1] == pytest.approx(0.5)
+    assert 0.0 < scores[0, 0] < 1.0
+
+
+def test_knn_regression_chooses_a_large_k_when_outcomes_are_noisy():
+    train, test = blob_world(), blob_world(n=400, seed=4, prefix="t")
+    router = KNNRegressionRouter(seed=1).fit(train)
+    assert int(router.k_) >= 20  # 0/1 outcomes: a handful of neighbours is mostly noise
+    assert routed_mu(router, test) > routed_mu(BestSingleRouter().fit(train), test) + 0.3
+
+
+# -- ridge -------------------------------------------------------------------
+def test_ridge_recovers_a_linear_world_on_new_prompts():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 8))
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    weights, bias = rng.normal(size=(8, 3)), np.array([0.1, 0.2, 0.3])
+    scores = unit @ weights + bias + rng.normal(scale=0.01, size=(3000, 3))
+    train, test = make_data(scores[:2500], x[:2500]), make_data(scores[2500:], x[2500:])
+    router = RidgeRouter().fit(train)
+    predicted = router.score(Queries.of(test))
+    np.testing.assert_allclose(predicted, unit[2500:] @ weights + bias, atol=0.02)
+    assert np.all(router.alpha_ <= 1.0)  # almost noiseless: cross-validation keeps the penalty small
+
+
+def test_ridge_fits_an_llm_with_unobserved_cells_on_the_prompts_it_answered():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 4))
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    scores = np.stack([unit[:, 0], unit[:, 1]], axis=1)
+    scores[::2, 1] = np.nan
+    router = RidgeRouter(alphas=(0.01,)).fit(make_data(scores, x))
+    np.testing.assert_allclose(router.score(Queries(embeddings=x[1::2]))[:, 1], unit[1::2, 1], atol=0.02)
+
+
+# -- auto --------------------------------------------------------------------
+def test_auto_beats_the_best_single_llm_clearly_where_there_is_something_to_learn():
+    train, test = blob_world(), blob_world(n=400, seed=4, prefix="t")
+    router = AutoRouter().fit(train)
+    assert router.chosen_["routes_with"] != "best single LLM"
+    assert routed_mu(router, test) > routed_mu(BestSingleRouter().fit(train), test) + 0.3
+
+
+@pytest.mark.parametrize("seed", [3, 5, 8])
+def test_auto_routes_like_the_best_single_llm_where_there_is_nothing_to_learn(seed):
+    train = blob_world(seed=seed, learnable=False)
+    test = blob_world(n=400, seed=seed + 100, prefix="t", learnable=False)
+    router = AutoRouter().fit(train)
+    assert router.chosen_["routes_with"] == "best single LLM"
+    assert np.array_equal(router.route(Queries.of(test)), BestSingleRouter().fit(train).route(Queries.of(test)))
+
+
+class SpyRouter(Router):
+    """Records the prompts it is fitted on and the embeddings it is asked to score."""
+
+    fitted: list = []
+    scored: list = []
+
+    def _fit(self, train):
+        SpyRouter.fitted.append(set(train.prompt_ids.tolist()))
+        self.means_ = np.nanmean(train.scores, axis=0)
+
+    def _score(self, queries, columns):
+        SpyRouter.scored.append(queries.embeddings.copy())
+        return np.broadcast_to(self.means_[columns], (len(queries), len(columns)))
+
+
+def test_auto_cross_validates_on_its_training_prompts_only(monkeypatch):
+    monkeypatch.setitem(ROUTERS, "spy", SpyRouter)
+    monkeypatch.setitem(PARAMS, "spy", {})  # a registered router declares its hyperparameters (none)
+    monkeypatch.setattr(SpyRouter, "fitted", [])
+    monkeypatch.setattr(SpyRouter, "scored", [])
+    train = blob_world(n=300)
+    AutoRouter(candidates=("spy",), folds=3).fit(train)
+    ids, rows = train.prompt_ids.tolist(), {tuple(e) for e in train.embeddings.tolist()}
+    assert SpyRouter.fitted[0] == set(ids) and len(SpyRouter.fitted) == 4  # all training prompts, then 3 folds
+    for fitted, scored in zip(SpyRouter.fitted[1:], SpyRouter.scored):
+        scored_rows = {tuple(s) for s in scored.tolist()}
+        assert scored_rows <= rows
+        held = {ids[i] for i, e in enumerate(train.embeddings.tolist()) if tuple(e) in scored_rows}
+        assert held and fitted <= set(ids) and not held & fitted  # each fold is scored by a router that never saw it
+
+
+def test_auto_refuses_itself_as_a_candidate():
+    with pytest.raises(RecrouteError, match="other than itself"):
+        AutoRouter(candidates=("auto",)).fit(blob_world(n=100))
+
+
+@pytest.mark.parametrize("name", ["cluster", "knnreg", "ridge", "auto"])
+def test_saved_routers_serve_the_same_scores(tmp_path, name):
+    train, test = blob_world(n=600), blob_world(n=50, seed=4, prefix="t")
+    router = ROUTERS[name]().fit(train)
+    save_router(router, tmp_path / name, embedding_model="test", data_source="synthetic")
+    loaded, manifest = load_router(tmp_path / name)
+    np.testing.assert_allclose(loaded.score(Queries.of(test)), router.score(Queries.of(test)), atol=1e-5)
+    assert loaded.get_params() == router.get_params()  # the manifest's JSON lists come back as tuples
+    if name == "auto":
+        assert loaded.chosen_ == router.chosen_
+
+
+@pytest.mark.parametrize("name, params", [
+    ("cluster", dict(k=None, k_grid=[1, 2, 4], min_cluster=0, prior=0.0, folds=2, niter=5, restarts=1, seed=7)),
+    ("knnreg", dict(k=3, k_grid=(5, 10), folds=3, seed=1)),
+    ("ridge", dict(alphas=[0.5, 2])),
+    ("auto", dict(candidates=["ridge", "als"], folds=3, confidence=0.0, seed=2)),
+])
+def test_the_new_routers_hyperparameters_are_declared(name, params):
+    router = make_router(name, **params)
+    assert router.get_params() == {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+
+
+@pytest.mark.parametrize("name, params, fragment", [
+    ("cluster", dict(k_grid=[4, 0]), "k_grid must be a non-empty list, each an integer at least 1"),
+    ("cluster", dict(k_grid=[]), "k_grid must be a non-empty list"),
+    ("cluster", dict(k_grid=8), "k_grid must be a non-empty list"),
+    ("cluster", dict(prior=-1), "prior must be a number at least 0"),
+    ("knnreg", dict(k_grid=[5, 2.5]), "k_grid must be a non-empty list, each an integer"),
+    ("knnreg", dict(folds=1), "folds must be an integer at least 2"),
+    ("ridge", dict(alphas=[1.0, 0]), "alphas must be a non-empty list, each a number at least"),
+    ("auto", dict(candidates=["ridge", "auto"]), "candidates must be a non-empty list, each one of 'cluster'"),
+    ("auto", dict(candidates="ridge"), "candidates must be a non-empty list"),
+    ("auto", dict(confidence=float("nan")), "confidence must be a number"),
+])
+def test_a_bad_hyperparameter_of_the_new_routers_is_refused(name, params, fragment):
+    with pytest.raises(RecrouteError, match="must be") as info:
+        make_router(name, **params)
+    assert fragment in str(info.value), str(info.value)
+
+
+@pytest.fixture(scope="module")
+def saved_auto(tmp_path_factory):
+    """An auto router that routes with ridge alone, though cluster was a candidate too."""
+    router = AutoRouter(candidates=("cluster", "ridge"), confidence=0.0).fit(blob_world(n=600))
+    router.members_, router.weights_, router.member_routers_ = np.array(["ridge"]), np.ones(1), [
+        RidgeRouter().fit(blob_world(n=600))]
+    folder = tmp_path_factory.mktemp("auto") / "router"
+    save_router(router, folder, embedding_model="test", data_source="synthetic", embedding_dim=16)
+    return folder
+
+
+def _cluster_arrays(arrays):
+    cluster = ClusterRouter(k=2).fit(blob_world(n=600))
+    return {**arrays, **{f"member.cluster.{key}": value for key, value in cluster.state().items()}}
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda a: {k: v for k, v in a.items() if k != "member.ridge.coef_"}, "lacks the array 'member.ridge.coef_'"),
+    (lambda a: {**a, "member.ridge.extra_": np.zeros(3)}, "holds an unexpected array 'member.ridge.extra_'"),
+    (lambda a: {**a, "member.knn.labels_": np.zeros(3)}, "holds an unexpected array 'member.knn.labels_'"),
+    (_cluster_arrays, "holds arrays of 'cluster', which it does not route with"),
+    (lambda a: {**a, "members_": np.array(["knn"])}, "routes with 'knn', which is not one of its candidates"),
+    (lambda a: {**a, "member.ridge.coef_": a["member.ridge.coef_"][:, :3]}, "'member.ridge.coef_' has shape"),
+    (lambda a: {**a, "member.ridge.alpha_": a["member.ridge.alpha_"].astype(str)}, "'member.ridge.alpha_' has dtype"),
+    (lambda a: {**a, "weights_": np.ones(2)}, "'weights_' has shape (2,), expected (1,)"),
+])
+def test_an_auto_folder_holds_exactly_its_members_arrays(saved_auto, tmp_path, change, fragment):
+    assert load_router(saved_auto)[0].chosen_["routes_with"] == ["ridge"]
+    folder = tmp_path / "router"
+    shutil.copytree(saved_auto, folder)
+    with np.load(folder / ARRAYS, allow_pickle=False) as npz:
+        arrays = change({key: npz[key] for key in npz.files})
+    with open(folder / ARRAYS, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(RecrouteError, match="the folder is corrupt") as info:
+        load_router(folder)
+    assert fragment in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("name, change, fragment", [
+    ("knnreg", lambda a: {**a, "k_": np.array(0)}, "no neighbours to score with"),
+    ("knnreg", lambda a: {**a, "k_": np.array(5.0)}, "'k_' has dtype float64, not integers"),
+    ("knnreg", lambda a: {**a, "scores_": a["scores_"][:-1]}, "'scores_' has shape"),
+    ("cluster", lambda a: {**a, "centroids_": a["centroids_"][:0], "cluster_scores_": a["cluster_scores_"][:0]},
+     "no clusters to route with"),
+    ("cluster", lambda a: {k: v for k, v in a.items() if k != "cluster_scores_"}, "lacks the array 'cluster_scores_'"),
+    ("ridge", lambda a: {**a, "intercept_": np.full_like(a["intercept_"], np.nan)}, "'intercept_' holds NaN"),
+])
+def test_a_damaged_folder_of_a_new_router_is_refused(tmp_path, name, change, fragment):
+    folder = save_router(ROUTERS[name]().fit(blob_world(n=600)), tmp_path / name, embedding_model="test")
+    with np.load(folder / ARRAYS, allow_pickle=False) as npz:
+        arrays = change({key: npz[key] for key in npz.files})
+    with open(folder / ARRAYS, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(RecrouteError, match="the folder is corrupt") as info:
+        load_router(folder)
+    assert fragment in str(info.value), str(info.value)

@@ -50,22 +50,28 @@ class Encoder:
     cache_dir : folder for the cache; default ``$RECROUTE_CACHE`` if set, else
         ``~/.cache/recroute``. Vectors live under ``<cache_dir>/embeddings/<model slug>/``.
     batch_size : texts per forward pass of the model.
+    cache : False to encode every call afresh and never read or write the disk
+        cache, for a long-running server that sees endless new prompts and
+        keeps its own bounded cache in memory.
 
     The constructor only stores these settings. The model is loaded by the
     first :meth:`encode` that finds a text missing from the cache, and is kept
     on the instance; so is the cache index once read.
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, cache_dir: str | Path | None = None, batch_size: int = 64):
+    def __init__(self, model: str = DEFAULT_MODEL, cache_dir: str | Path | None = None, batch_size: int = 64,
+                 cache: bool = True):
         self.model = model
         self.cache_dir = cache_dir
         self.batch_size = batch_size
+        self.cache = cache
         self._model = None  # the loaded SentenceTransformer
         self._model_for = None  # the `model` setting it was loaded for
         self._reset_index(None)
 
     def __repr__(self) -> str:
-        return f"Encoder(model={self.model!r}, cache_dir={self.cache_dir!r}, batch_size={self.batch_size!r})"
+        return (f"Encoder(model={self.model!r}, cache_dir={self.cache_dir!r}, batch_size={self.batch_size!r}, "
+                f"cache={self.cache!r})")
 
     # -- where things are ----------------------------------------------------
     @property
@@ -111,6 +117,8 @@ class Encoder:
             raise RecrouteError(f"Encoder.encode takes strings, got a {type(bad).__name__}: {bad!r:.80}.")
         if not isinstance(self.batch_size, (int, np.integer)) or isinstance(self.batch_size, bool) or self.batch_size < 1:
             raise RecrouteError(f"Encoder batch_size must be a positive integer, got {self.batch_size!r}.")
+        if not self.cache and texts:
+            return self._embed(texts, progress)
         keys = [_key(t) for t in texts]
         self._read_cache()
         missing = {k: t for k, t in zip(keys, texts) if k not in self._index}

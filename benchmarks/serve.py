@@ -3,6 +3,7 @@
     python benchmarks/serve.py                                   # 5,000 requests a phase (about 6 minutes on 2 cores)
     python benchmarks/serve.py --requests 300 --concurrency 16   # a smoke run
     python benchmarks/serve.py --router routers/als --json docs/results/serve.json
+    python benchmarks/serve.py --as-upstream 9000                # only the fake upstream, for trying the proxy
 
 The server runs as `recroute serve` in its own process, as it would in use, bound to 127.0.0.1 on a
 free port; a fake OpenAI-compatible upstream (answering at once) runs in a third. Without --router a
@@ -16,7 +17,9 @@ concurrency:
                       then POST /v1/feedback for every answer; the log's lines are counted
 
 Every request is bounded by a timeout and every phase by its request count; an error is any
-exception or any status but 200. Prints the README's table.
+exception or any status but 200. Beside wall-clock rates the table gives the server process's CPU
+time per request (Linux /proc), which other load on a shared machine changes much less. Prints the
+README's table.
 """
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ def fake_upstream(port: int) -> None:
         body = await request.json()
         return JSONResponse({"id": f"chatcmpl-{next(ids)}", "object": "chat.completion", "created": 0,
                              "model": body["model"], "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": "ok"}}]})
+                             "message": {"role": "assistant", "content": f"answer from {body['model']}"}}]})
 
     app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -125,12 +128,18 @@ async def load(base: str, path: str, bodies: list[dict], concurrency: int) -> di
             "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None, "errors": errors, "answers": answers}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def prompts(tag: str, n: int) -> list[str]:
     """Short distinct prompts, different for every ``tag`` so no phase hits another's cache."""
     return [f"{tag} question {i}: what is {i % 97} times {i % 89} plus {i}?" for i in range(n)]
 
 
-async def run(args, base: str, log_path: Path) -> list[dict]:
+async def run(args, base: str, log_path: Path, server_pid: int) -> list[dict]:
     rows = []
     for concurrency in args.concurrency:
         for phase in ("route, distinct", "route, repeated", "proxy"):
@@ -143,8 +152,10 @@ async def run(args, base: str, log_path: Path) -> list[dict]:
                 texts = prompts(f"proxy c{concurrency}", args.requests)
                 bodies = [{"model": "recroute", "messages": [{"role": "user", "content": p}]} for p in texts]
             path = "/v1/chat/completions" if phase == "proxy" else "/v1/route"
+            cpu = cpu_seconds(server_pid)
             result = await load(base, path, bodies, concurrency)
-            row = {"phase": phase, **{k: v for k, v in result.items() if k != "answers"}}
+            row = {"phase": phase, **{k: v for k, v in result.items() if k != "answers"},
+                   "server_cpu_ms": (cpu_seconds(server_pid) - cpu) / len(bodies) * 1000}
             if phase == "proxy":
                 before = len(log_path.read_text().splitlines())
                 feedback = [{"id": r.json()["id"], "score": 1.0} for r in result["answers"]]
@@ -162,7 +173,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000, help="Requests per phase and concurrency.")
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 16, 64])
     parser.add_argument("--json", default=None, help="Write the rows here.")
-    parser.add_argument("--as-upstream", type=int, default=None, help=argparse.SUPPRESS)  # the fake upstream's process
+    parser.add_argument("--as-upstream", type=int, default=None, metavar="PORT",
+                        help="Only run the fake upstream on 127.0.0.1:PORT (to try the proxy without real LLMs).")
     args = parser.parse_args()
     if args.as_upstream is not None:
         return fake_upstream(args.as_upstream)
@@ -182,19 +194,19 @@ def main() -> None:
                         "--port", str(port), "--upstreams", str(tmp / "upstreams.json"), "--log", str(log_path)],
                        port, tmp / "server.log")
         try:
-            rows = asyncio.run(run(args, f"http://127.0.0.1:{port}", log_path))
+            rows = asyncio.run(run(args, f"http://127.0.0.1:{port}", log_path, server.pid))
         finally:
             for process in (server, upstream):
                 process.terminate()
                 process.wait(timeout=30)
     print(f"recroute serve on 127.0.0.1, {os.cpu_count()} cores, {len(names)} LLMs, client in another process; "
           "latency in ms")
-    print("| phase | concurrency | requests | req/s | p50 | p99 | errors | feedback lines |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| phase | concurrency | requests | req/s | p50 | p99 | server CPU per request | errors | feedback lines |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         lines = f"{r['feedback_lines']} of {r['feedback_sent']}" if "feedback_lines" in r else ""
         print(f"| {r['phase']} | {r['concurrency']} | {r['requests']} | {r['req_per_s']:.0f} | {r['p50_ms']:.1f} | "
-              f"{r['p99_ms']:.1f} | {r['errors']} | {lines} |")
+              f"{r['p99_ms']:.1f} | {r['server_cpu_ms']:.1f} | {r['errors']} | {lines} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
 

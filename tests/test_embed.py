@@ -212,3 +212,10 @@ def test_prompt_embeddings_needs_prompts_or_embeddings():
     assert str(info.value) == (
         "toy.npz: has neither prompt texts nor embeddings; routers that read prompts need one of them."
     )
+
+
+def test_an_uncached_encoder_never_touches_the_disk(tmp_path, prompt_vectors):
+    uncached = Encoder(cache_dir=tmp_path, cache=False)
+    np.testing.assert_allclose(uncached.encode(PROMPTS), prompt_vectors, atol=1e-6)
+    assert not (tmp_path / "embeddings").exists()
+    assert "cache=False" in repr(uncached)

@@ -169,8 +169,9 @@ class _Job:
 class RankBatcher:
     """Ranks the prompts of concurrent requests together: one encoder pass per batch.
 
-    A request that finds the worker idle waits ``max_wait`` seconds for company; while a batch is
-    being ranked the next one gathers by itself. Prompt embeddings are kept in a bounded LRU cache,
+    A request that finds the worker idle waits ``max_wait`` seconds for company (unless its prompts
+    are all cached: only the encoder gains from company); while a batch is being ranked the next one
+    gathers by itself. Prompt embeddings are kept in a bounded LRU cache,
     so repeated prompts skip the encoder. Ranking runs on one worker thread (the encoder is not
     thread-safe, and the event loop must keep taking requests meanwhile).
     """
@@ -200,7 +201,7 @@ class RankBatcher:
         loop = asyncio.get_running_loop()
         while True:
             jobs = [await self._queue.get()]
-            if self._queue.empty():
+            if self._queue.empty() and not self._all_cached(jobs[0].texts):
                 await asyncio.sleep(self.max_wait)
             size = len(jobs[0].texts)
             while size < self.max_batch and not self._queue.empty():
@@ -245,6 +246,11 @@ class RankBatcher:
                 outcomes[i] = rankings[start:start + len(jobs[i].texts)]
                 start += len(jobs[i].texts)
         return outcomes
+
+    def _all_cached(self, texts: list[str]) -> bool:
+        """Read between batches only, while the worker thread is idle."""
+        model = self.live.served.encoder.model
+        return all((model, text) in self._cache for text in texts)
 
     def _embeddings(self, encoder: Encoder, texts: list[str]) -> dict[str, np.ndarray]:
         """Vectors of ``texts``: from the LRU cache, the rest encoded in one pass and cached."""

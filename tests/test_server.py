@@ -247,7 +247,7 @@ def test_concurrent_requests_share_encoder_passes_and_repeats_hit_the_cache(rout
 
     monkeypatch.setattr(Encoder, "encode", counted)
     texts = [f"What is {i} plus {i + 3}?" for i in range(24)] + [f"Who ruled Rome in year {i}?" for i in range(24)]
-    with serving(create_app(routers / "plain", max_wait=0.2)) as base:
+    with serving(create_app(routers / "plain", max_wait=1.0)) as base:
         calls.clear()  # the warm-up
         answers = asyncio.run(_burst(base, "/v1/route", [{"prompt": t, "k": 1} for t in texts]))
         assert [a.status_code for a in answers] == [200] * len(texts)
@@ -260,6 +260,12 @@ def test_concurrent_requests_share_encoder_passes_and_repeats_hit_the_cache(rout
         encoded = sum(calls)
         asyncio.run(_burst(base, "/v1/route", [{"prompt": t, "k": 2} for t in texts]))
         assert sum(calls) == encoded  # repeated prompts come from the cache
+        started = time.monotonic()
+        post(base, "/v1/route", {"prompt": texts[0]})
+        assert time.monotonic() - started < 1.0  # a cached prompt does not wait for company
+        started = time.monotonic()
+        post(base, "/v1/route", {"prompt": "A prompt never seen before"})
+        assert time.monotonic() - started >= 1.0  # a new one does
 
 
 # -- the OpenAI-compatible proxy ----------------------------------------------------------------------

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -99,25 +100,24 @@ def start(command: list[str], port: int, log: Path) -> subprocess.Popen:
 
 
 async def load(base: str, path: str, bodies: list[dict], concurrency: int) -> dict:
-    """Send every body with ``concurrency`` requests in flight; times, errors and the 200 answers."""
-    latencies, errors, answers = [], 0, []
+    """Send every body with ``concurrency`` requests in flight; times, errors (counted by kind) and the 200 answers."""
+    latencies, errors, answers = [], Counter(), []
     position = iter(range(len(bodies)))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=TIMEOUT_S, limits=limits) as client:
         async def worker():
-            nonlocal errors
             for i in position:
                 sent = time.perf_counter()
                 try:
                     response = await client.post(path, json=bodies[i])
-                except httpx.HTTPError:
-                    errors += 1
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] += 1
                     continue
                 latencies.append(time.perf_counter() - sent)
                 if response.status_code == 200:
                     answers.append(response)
                 else:
-                    errors += 1
+                    errors[f"HTTP {response.status_code}"] += 1
 
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -125,7 +125,8 @@ async def load(base: str, path: str, bodies: list[dict], concurrency: int) -> di
     ms = np.array(latencies) * 1000
     return {"requests": len(bodies), "concurrency": concurrency, "req_per_s": len(bodies) / elapsed,
             "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
-            "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None, "errors": errors, "answers": answers}
+            "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None, "errors": sum(errors.values()),
+            "error_kinds": dict(errors), "answers": answers}
 
 
 def cpu_seconds(pid: int) -> float:

@@ -66,6 +66,9 @@ class Encoder:
         ``"head_tail"`` (keep the head and the tail of a prompt longer than
         the window: 85% of RouterBench prompts exceed MiniLM's 256 tokens, and
         their few-shot examples come before the question).
+    cache : False to encode every call afresh and never read or write the disk
+        cache, for a long-running server that sees endless new prompts and
+        keeps its own bounded cache in memory.
 
     The constructor only stores these settings. The model is loaded by the
     first :meth:`encode` that finds a text missing from the cache, and is kept
@@ -73,17 +76,19 @@ class Encoder:
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, cache_dir: str | Path | None = None, batch_size: int = 64,
-                 long_prompts: str = "truncate"):
+                 long_prompts: str = "truncate", cache: bool = True):
         self.model = model
         self.cache_dir = cache_dir
         self.batch_size = batch_size
         self.long_prompts = long_prompts
+        self.cache = cache
         self._model = None  # the loaded SentenceTransformer
         self._model_for = None  # the `model` setting it was loaded for
         self._reset_index(None)
 
     def __repr__(self) -> str:
-        return f"Encoder(model={self.model!r}, cache_dir={self.cache_dir!r}, batch_size={self.batch_size!r})"
+        return (f"Encoder(model={self.model!r}, cache_dir={self.cache_dir!r}, batch_size={self.batch_size!r}, "
+                f"long_prompts={self.long_prompts!r}, cache={self.cache!r})")
 
     # -- where things are ----------------------------------------------------
     @property
@@ -167,6 +172,8 @@ class Encoder:
             raise RecrouteError(f"Encoder long_prompts must be one of {', '.join(LONG_PROMPTS)}, got {self.long_prompts!r}.")
         if self.long_prompts == "head_tail" and texts:
             texts = self.head_and_tail(texts)  # a cut text is a new text: it gets its own cache entry
+        if not self.cache and texts:
+            return self._embed(texts, progress)
         keys = [_key(t) for t in texts]
         self._read_cache()
         missing = {k: t for k, t in zip(keys, texts) if k not in self._index}

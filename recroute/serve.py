@@ -38,14 +38,16 @@ class ServedRouter:
         return [str(m) for m in self.router.models_]
 
     def rank(self, texts: Sequence[str], pool: Sequence[str] | None = None, k: int | None = 3,
-             cost_weight: float | None = None, budget: float | None = None) -> list[list[dict]]:
+             cost_weight: float | None = None, budget: float | None = None,
+             embeddings: np.ndarray | None = None) -> list[list[dict]]:
         """For each prompt, the top-``k`` LLMs of ``pool`` (default: all) as ``{"llm", "score"}``, best first.
 
         With ``cost_weight`` λ the LLMs are ranked by P(good answer) − λ·predicted dollars (the
         router's :meth:`~recroute.Router.probability`, which becomes each entry's ``"score"``);
         with ``budget`` (dollars per query) only LLMs predicted to fit it are listed (the cheapest
         alone if none does). Both need a router fitted on data with costs or prices, and add
-        ``"cost"`` to each entry.
+        ``"cost"`` to each entry. ``embeddings`` of ``texts``, when the caller already has them
+        (the HTTP server encodes a micro-batch once and keeps a cache), skip the encoder.
         """
         if (cost_weight is not None or budget is not None) and self.cost_model is None:
             raise RecrouteError(f"{self.source}: was fitted without costs or prices, so it cannot route by cost; "
@@ -54,7 +56,7 @@ class ServedRouter:
         names = self.models if pool is None else list(pool)
         if pool is not None:
             self.router.columns(names)  # unknown names fail before any encoding, with the router's message
-        queries = Queries(embeddings=self.encoder.encode(list(texts)))
+        queries = Queries(embeddings=self.encoder.encode(list(texts)) if embeddings is None else embeddings)
         fitted_dim = self.manifest.get("embedding_dim")
         if fitted_dim is not None and queries.embeddings.shape[1] != fitted_dim:
             raise RecrouteError(

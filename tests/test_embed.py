@@ -241,3 +241,10 @@ def test_head_tail_is_part_of_the_encoder_record_so_shipped_vectors_are_not_used
 def test_unknown_long_prompt_setting_is_an_error(cache_dir):
     with pytest.raises(RecrouteError, match="long_prompts"):
         Encoder(cache_dir=cache_dir, long_prompts="middle").encode(["hello"])
+
+
+def test_an_uncached_encoder_never_touches_the_disk(tmp_path, prompt_vectors):
+    uncached = Encoder(cache_dir=tmp_path, cache=False)
+    np.testing.assert_allclose(uncached.encode(PROMPTS), prompt_vectors, atol=1e-6)
+    assert not (tmp_path / "embeddings").exists()
+    assert "cache=False" in repr(uncached)

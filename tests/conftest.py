@@ -5,11 +5,13 @@ recroute's results with numbers computed another way.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from recroute.cli import main
@@ -78,3 +80,31 @@ def assert_cli_error(result, *fragments):
     assert lines[0].startswith("recroute: error: ")
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def write_file(path, content):
+    """Write text, bytes, or whatever a callable writes at ``path``; return the path."""
+    if callable(content):
+        content(path)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+@contextlib.contextmanager
+def private_cache_on_one_thread(tmp_path_factory, **env):
+    """A private embedding cache, torch on one thread (tiny fits, busy machines), and ``env`` set."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("RECROUTE_CACHE", str(tmp_path_factory.mktemp("cache")))
+            for name, value in env.items():
+                mp.setenv(name, value)
+            yield
+    finally:
+        torch.set_num_threads(before)

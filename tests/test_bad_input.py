@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import assert_cli_error, run_cli
+from conftest import assert_cli_error, run_cli, write_file as _write
 from recroute.data import RoutingData
 from recroute.datasets import resolve
 from recroute.errors import RecrouteError
@@ -57,15 +57,6 @@ CASES = {
     "npy named npz": ("a.npz", _npy, "is not an .npz"),
     "unknown extension": ("data.txt", "prompt,gpt\nq,1\n", "unknown format '.txt'"),
 }
-
-
-def _write(path, content):
-    if callable(content):
-        content(path)
-    elif isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
 
 
 def _check(target, fragment, *extra_args):

@@ -17,7 +17,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import assert_cli_error, run_cli as cli
+from conftest import assert_cli_error, private_cache_on_one_thread, run_cli as cli
 from recroute.data import RoutingData
 from recroute.embed import Encoder
 from recroute.loaders import save_npz
@@ -84,14 +84,8 @@ NEW = {
 @pytest.fixture(scope="module", autouse=True)
 def environment(tmp_path_factory):
     """A private embedding cache for the module, and torch on one thread (tiny fits, busy machines)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RECROUTE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    with private_cache_on_one_thread(tmp_path_factory):
         yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import assert_cli_error, run_cli
+from conftest import assert_cli_error, run_cli, write_file as _write
 from recroute.data import RoutingData
 from recroute.errors import RecrouteError
 from recroute.loaders import load
@@ -25,16 +25,6 @@ from recroute.routers import ROUTERS, make_router
 from recroute.store import ARRAYS, COST, MANIFEST, load_cost_model, load_router, save_router
 
 MODELS = ["m0", "m1", "m2"]
-
-
-def _write(path, content):
-    if callable(content):
-        content(path)
-    elif isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
 
 
 def _npz(**arrays):

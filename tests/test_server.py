@@ -29,7 +29,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from conftest import assert_cli_error, run_cli as cli
+from conftest import assert_cli_error, private_cache_on_one_thread, run_cli as cli
 from recroute.cost import CostModel
 from recroute.data import RoutingData
 from recroute.embed import DEFAULT_MODEL, Encoder
@@ -47,15 +47,8 @@ STARTUP_S = 120  # loading the encoder on a busy machine
 @pytest.fixture(scope="module", autouse=True)
 def environment(tmp_path_factory):
     """A private embedding cache and torch on one thread, as `recroute serve` runs it on two cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RECROUTE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        mp.setenv("KEY_A", "secret-a")
+    with private_cache_on_one_thread(tmp_path_factory, KEY_A="secret-a"):
         yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -61,8 +61,9 @@ class ClusterRouter(Router):
         if k == 1:
             centroids = x.mean(axis=0, keepdims=True)
         else:
-            kmeans = faiss.Kmeans(x.shape[1], k, niter=self.niter, nredo=restarts or self.restarts, seed=self.seed, spherical=True,
-                                  max_points_per_centroid=100_000)
+            # the k grid already keeps min_cluster prompts per cluster; faiss's own floor (39) only warns
+            kmeans = faiss.Kmeans(x.shape[1], k, niter=self.niter, nredo=restarts or self.restarts, seed=self.seed,
+                                  spherical=True, max_points_per_centroid=100_000, min_points_per_centroid=1)
             kmeans.train(x)
             centroids = kmeans.centroids
         centroids = normalise(centroids)

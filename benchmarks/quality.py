@@ -4,7 +4,9 @@
     python benchmarks/quality.py report                         # table on stdout, docs/quality_gap_closed.png
 
 ``run`` evaluates every router on pools of 3 and 5 LLMs (RouterEval's three
-groups) and seeds 42, 43, 44; ``report`` gives, per dataset and router, the
+groups) and seeds 42, 43, 44, reusing the rows of routers that
+``benchmarks/eval_bundled.sh`` already measured on the same protocol
+(``docs/results/eval_<dataset>.json``); ``report`` gives, per dataset and router, the
 mean V_B, the share of the best-single → oracle gap it closes,
 (V_B − 1)/(V_B(oracle) − 1), and the selection entropy, plus what ``auto``
 chose on each pool and seed.
@@ -26,16 +28,21 @@ from recroute.report import format_table
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 RESULTS = DOCS / "results"
 DATASETS = ("routerbench", "llmrouter", "routerdc")
-ROUTERS = ("oracle", "random", "bsm", "knn", "linear", "mlp", "als", "cluster", "knnreg", "ridge", "auto")
+ROUTERS = ("oracle", "random", "bsm", "knn", "linear", "mlp", "als", "bpr", "lightfm", "bilinear", "cluster", "knnreg",
+           "ridge", "auto")
 SEEDS = (42, 43, 44)
 
 
 def run(datasets, routers=ROUTERS) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name in datasets:
+        measured = RESULTS / f"eval_{name}.json"
+        reused = [r for r in json.loads(measured.read_text()) if r["router"] in routers and r["seed"] in SEEDS
+                  and r["m"] in (3, 5) and r.get("protocol") == "routereval"] if measured.exists() else []
+        todo = [r for r in routers if r not in {row["router"] for row in reused}]
         data = with_embeddings(load_dataset(name))
         start = time.time()
-        rows = evaluate(data, list(routers), pool_sizes=(3, 5), seeds=SEEDS,
+        rows = reused + evaluate(data, todo, pool_sizes=(3, 5), seeds=SEEDS,
                         progress=lambda done, total, what: print(f"{name} {done}/{total} {what} "
                                                                  f"{time.time() - start:.0f}s", flush=True))
         (RESULTS / f"quality_{name}.json").write_text(json.dumps(rows, indent=0, default=str) + "\n")

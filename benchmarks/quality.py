@@ -49,26 +49,28 @@ def run(datasets, routers=ROUTERS) -> None:
 
 
 def report() -> None:
-    table, gaps = [], {}
+    """One row per router, one column per dataset: mean V_B ± seeds (gap closed, selection entropy)."""
+    cells, gaps, names = {}, {}, []
     for name in DATASETS:
         path = RESULTS / f"quality_{name}.json"
         if not path.exists():
             continue
+        names.append(name)
         rows = json.loads(path.read_text())
         summary = {r["router"]: r for r in summarize(rows, by=("router",))}
         oracle = summary["oracle"]["vb"]
         for router, s in summary.items():
             gap = (s["vb"] - 1) / (oracle - 1)
             gaps.setdefault(router, {})[name] = gap
-            table.append([name, router, f"{s['vb']:.4f} ± {s['vb_std']:.4f}", f"{gap:.1%}", f"{s['es']:.2f}"])
+            cells[router, name] = f"{s['vb']:.3f} ± {s['vb_std']:.3f} ({gap:.0%}, {s['es']:.2f})"
         choices = collections.Counter(
             "+".join(r["chosen"]["routes_with"]) if isinstance(r["chosen"]["routes_with"], list)
             else r["chosen"]["routes_with"] for r in rows if r["router"] == "auto")
         print(f"{name}: auto chose " + ", ".join(f"{k} ×{v}" for k, v in choices.most_common()), file=sys.stderr)
-    print(format_table(["dataset", "router", "mean V_B ± seeds", "gap closed", "E_sel (bits)"], table))
-    routers = [r for r in ROUTERS if r in gaps and r != "oracle"]
-    names = [d for d in DATASETS if any(d in g for g in gaps.values())]
-    _figure(routers, names, gaps)
+    routers = [r for r in ROUTERS if r in gaps]
+    print(format_table(["router"] + [f"{name}: V_B (gap closed, E_sel)" for name in names],
+                       [[r] + [cells.get((r, name), "–") for name in names] for r in routers]))
+    _figure([r for r in routers if r != "oracle"], names, gaps)
     if "auto" in gaps:
         print(f"auto closes {np.mean(list(gaps['auto'].values())):.1%} of the gap on average over {len(names)} datasets")
 

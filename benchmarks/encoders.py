@@ -54,7 +54,7 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     table = format_table(["dataset", "encoder", "dim", "prompts", "mean chars", "load s", "prompts/s"],
                          [[r["dataset"], r["encoder"], r["dim"], r["prompts"], round(r["mean_chars"]),
-                           round(r["load_s"], 1), round(r["prompts_per_s"])] for r in rows])
+                           f"{r['load_s']:.1f}", f"{r['prompts_per_s']:,.0f}"] for r in rows])
     print(table)
     out = ROOT / "docs" / "results"
     (out / "encoders.json").write_text(json.dumps(rows, indent=1) + "\n")

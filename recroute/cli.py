@@ -58,7 +58,7 @@ def _encoder(ctx, param, name: str) -> Encoder:
 
 encoder_option = click.option(
     "--encoder", default=DEFAULT_MODEL, show_default=True, callback=_encoder,
-    help=f"Prompt embedding model: {DEFAULT_MODEL}, {WORDLLAMA} (15-50x faster, a little less accurate on some "
+    help=f"Prompt embedding model: {DEFAULT_MODEL}, {WORDLLAMA} (30-60x faster, a little less accurate on some "
          "data; see the README), or a local sentence-transformers folder.",
 )
 

@@ -23,7 +23,7 @@ settings and otherwise encodes the texts.
 
 ``wordllama`` is the fast choice: a static embedding model (the mean of
 per-token vectors, 256-d, weights in the ``wordllama`` wheel, no torch) that
-reads whole prompts, with no token window, 15-50 times faster than MiniLM,
+reads whole prompts, with no token window, 30-60 times faster than MiniLM,
 at a small cost in routing quality on some data (see the README).
 """
 from __future__ import annotations

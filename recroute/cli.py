@@ -17,6 +17,7 @@ import numpy as np
 
 from . import datasets as bundled
 from . import protocol
+from .embed import DEFAULT_MODEL, WORDLLAMA, Encoder
 from .errors import RecrouteError
 from .report import format_table
 
@@ -42,6 +43,23 @@ data_option = click.option(
 )
 pickle_option = click.option(
     "--allow-pickle", is_flag=True, help="Allow loading a RouterEval .pkl file (pickles can run code).",
+)
+
+
+def _encoder(ctx, param, name: str) -> Encoder:
+    """The --encoder option as an Encoder, checked before any work: a bad name is a usage error."""
+    encoder = Encoder(model=name)
+    try:
+        encoder.model_path()
+    except RecrouteError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return encoder
+
+
+encoder_option = click.option(
+    "--encoder", default=DEFAULT_MODEL, show_default=True, callback=_encoder,
+    help=f"Prompt embedding model: {DEFAULT_MODEL}, {WORDLLAMA} (30-60x faster, a little less accurate on some "
+         "data; see the README), or a local sentence-transformers folder.",
 )
 
 
@@ -124,15 +142,14 @@ def _write_json(rows, path: str | None) -> None:
         click.echo(f"wrote {f'{len(rows)} rows' if isinstance(rows, list) else 'the results'} to {path}", err=True)
 
 
-def _with_embeddings(data, routers):
-    from .embed import Encoder, shipped_embeddings
+def _with_embeddings(data, routers, encoder: Encoder):
+    from .embed import shipped_embeddings
     from .routers import make_router
 
     built = [make_router(spec) for spec in routers]  # every name checked before any work
     textless = data.prompts is None and data.embeddings is None  # als, bpr then learn their prompts by id
     if not any(r.needs_embeddings and not (textless and r.knows_prompts_by_id) for r in built):
         return data
-    encoder = Encoder()
     if shipped_embeddings(data, encoder) is None:
         click.echo(f"embedding {data.n_prompts} prompts (cached after the first run)...", err=True)
     return protocol.with_embeddings(data, progress=True, encoder=encoder)
@@ -170,8 +187,9 @@ def _output_target(path: str | None, suffix: str, inputs=()) -> None:
 @click.option("--no-tune", is_flag=True, help="Use default hyperparameters instead of choosing them on validation prompts.")
 @click.option("--detail", is_flag=True, help="Show one line per candidate group as well.")
 @click.option("--json", "json_out", default=None, help="Write one JSON row per (seed, pool, router) here.")
+@encoder_option
 def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, protocol_name, seeds, seed_list, reference,
-                 side_info, debias_clip, no_tune, detail, json_out):
+                 side_info, debias_clip, no_tune, detail, json_out, encoder):
     """Run the RouterEval protocol: μ_o, V_R, V_B, E_p per router and pool size."""
     _output_target(json_out, ".json", inputs=[data_name])
     if debias_clip is not None and not debias_clip >= 1:
@@ -188,7 +206,7 @@ def eval_command(data_name, allow_pickle, routers, pool_sizes, groups, protocol_
         else:
             if not (np.isfinite(reference) and reference > 0):
                 raise RecrouteError(f"--reference {reference}: a number must be finite and positive (V_R divides by it).")
-    data = _with_embeddings(data, routers)
+    data = _with_embeddings(data, routers, encoder)
     with _evaluating(data):
         rows = protocol.evaluate(
             data, routers, pool_sizes=sizes, groups=group_names, protocol=protocol_name,
@@ -276,8 +294,9 @@ def scaling(data_name, allow_pickle, out, pools, seed):
 @click.option("--seeds", default=3, show_default=True)
 @click.option("--out", default=None, help="PNG of quality against strong-call fraction.")
 @click.option("--json", "json_out", default=None)
+@encoder_option
 def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, tolerance, strong_fraction, seeds, out,
-         json_out):
+         json_out, encoder):
     """Strong/weak routing as RouteLLM and Hybrid LLM do it: P(weak is good enough), APGR, CPT."""
     _output_target(out, ".png", inputs=[data_name])
     _output_target(json_out, ".json", inputs=[data_name])
@@ -296,7 +315,7 @@ def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, toleranc
         if not keep.any():
             raise RecrouteError(f"{data.source}: no prompt group starts with {prompt_groups!r}.")
         data = data.subset(prompts=keep)
-    data = _with_embeddings(data, routers)
+    data = _with_embeddings(data, routers, encoder)
     with _evaluating(data):
         rows, result = protocol.evaluate_pair(data, routers, strong=strong, weak=weak, seeds=range(seeds),
                                               tolerance=tolerance, strong_fraction=strong_fraction, progress=_progress)
@@ -330,7 +349,8 @@ def pair(data_name, allow_pickle, routers, strong, weak, prompt_groups, toleranc
 @click.option("--seeds", default=3, show_default=True)
 @click.option("--out", required=True, help="PNG of mean score against mean cost per query.")
 @click.option("--json", "json_out", default=None, help="Write one JSON row per (seed, router), with its curve, here.")
-def pareto(data_name, allow_pickle, routers, models, output_tokens, seeds, out, json_out):
+@encoder_option
+def pareto(data_name, allow_pickle, routers, models, output_tokens, seeds, out, json_out, encoder):
     """Quality against cost as the cost weight λ sweeps: AIQ per router (and APGR/CPT for two LLMs)."""
     from .cost import require_costs
 
@@ -342,7 +362,7 @@ def pareto(data_name, allow_pickle, routers, models, output_tokens, seeds, out, 
     models = _csv_list(models) if models else None
     if models:
         data.model_index(models)
-    data = _with_embeddings(data, routers)
+    data = _with_embeddings(data, routers, encoder)
     with _evaluating(data):
         result = protocol.cost_quality(data, routers, seeds=range(seeds), models=models, output_tokens=output_tokens,
                                        progress=_progress)
@@ -395,17 +415,17 @@ def _params(pairs: tuple[str, ...]) -> dict:
                    "lightfm, bilinear, knn, linear, mlp, bsm.")
 @click.option("--param", "param_pairs", multiple=True, help="Hyperparameter NAME=VALUE (repeatable); skips tuning.")
 @click.option("--out", required=True, help="Folder to write the fitted router to.")
-def fit(data_name, allow_pickle, router_name, param_pairs, out):
+@encoder_option
+def fit(data_name, allow_pickle, router_name, param_pairs, out, encoder):
     """Fit a router on every prompt of a dataset and save it as a folder."""
     from .cost import CostModel
-    from .embed import DEFAULT_MODEL
     from .routers import make_router
     from .store import check_destination, save_router
 
     params = _params(param_pairs)
     make_router(router_name, **params)  # fail before any work on a bad name or parameter
     check_destination(out, inputs=[data_name])
-    data = _with_embeddings(bundled.resolve(data_name, allow_pickle=allow_pickle), [router_name])
+    data = _with_embeddings(bundled.resolve(data_name, allow_pickle=allow_pickle), [router_name], encoder)
     factory = lambda: make_router(router_name, **params)  # noqa: E731
     if not params and getattr(factory(), "param_grid", None):
         split = data.split((0.9, 0.1, 0.0), seed=0)
@@ -417,7 +437,7 @@ def fit(data_name, allow_pickle, router_name, param_pairs, out):
         click.echo(f"{router_name} chose {json.dumps(router.chosen_)}", err=True)
     has_costs = data.cost is not None or (data.price is not None and data.prompts is not None)
     cost_model = CostModel().fit(data) if has_costs else None
-    folder = save_router(router, out, embedding_model=DEFAULT_MODEL, data_source=data.source,
+    folder = save_router(router, out, embedding_model=encoder.model, data_source=data.source,
                          embedding_dim=None if data.embeddings is None else data.embeddings.shape[1],
                          cost_model=cost_model)
     click.echo(f"fitted {router_name} on {data.n_prompts} prompts × {data.n_models} LLMs"
@@ -460,6 +480,7 @@ def route(folder, prompts, input_path, pool, top_k, cost_weight, budget):
 def add_llm(folder, data_name, allow_pickle, name):
     """Fold a new LLM into a saved latent-factor router from its outcomes on some prompts."""
     from .cost import CostModel
+    from .embed import prompt_embeddings
     from .serve import load_router
 
     served = load_router(folder)
@@ -482,7 +503,7 @@ def add_llm(folder, data_name, allow_pickle, name):
             raise RecrouteError(f"{data.source}: {folder} routes by cost, so the new LLM needs a cost column or prices.")
         cost_model = CostModel(**served.cost_model.get_params()).fit(data)
     served.add_llm(name, [] if data.prompts is None else list(data.prompts), data.scores[:, 0], cost_model=cost_model,
-                   embeddings=data.embeddings)
+                   embeddings=prompt_embeddings(data, served.encoder))  # never another encoder's shipped vectors
     served.save(folder)
     click.echo(f"added {name} from {data.n_prompts} outcomes -> {folder} (now {len(served.models)} LLMs)")
 

@@ -108,3 +108,14 @@ def private_cache_on_one_thread(tmp_path_factory, **env):
             yield
     finally:
         torch.set_num_threads(before)
+
+
+def assert_paraphrases_are_closer(encoder):
+    """Two pairs of paraphrases: each text is nearer its paraphrase than the other pair's texts, by 0.3 of cosine."""
+    a, b, c, d = encoder.encode([
+        "How do I bake a chocolate cake?",
+        "What is a recipe for chocolate cake?",
+        "Prove that there are infinitely many prime numbers.",
+        "Show that the set of primes is infinite.",
+    ])
+    assert a @ b > a @ c + 0.3 and c @ d > b @ d + 0.3

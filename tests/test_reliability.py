@@ -327,7 +327,7 @@ def test_a_pickle_whose_model_is_a_string_is_refused(tmp_path):
 
 
 def test_a_bom_is_not_part_of_a_column_name_or_a_prompt(tmp_path):
-    from recroute.cli import _read_prompts
+    from recroute.cli.routers import _read_prompts
 
     path = _write(tmp_path / "a.csv", "\ufeffprompt_id,model,score\np,a,1\n")
     assert list(load(path).prompt_ids) == ["p"]

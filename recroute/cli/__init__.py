@@ -37,6 +37,6 @@ def main():
     """Route each prompt to the LLM most likely to answer it well."""
 
 
-for module in (data, evaluate, routers, logs, serve):
-    for command in module.COMMANDS:
-        main.add_command(command)
+for _command in (*data.COMMANDS, *evaluate.COMMANDS, *routers.COMMANDS, *logs.COMMANDS, *serve.COMMANDS):
+    main.add_command(_command)
+del _command

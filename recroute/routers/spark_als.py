@@ -1,7 +1,8 @@
 """``spark-als``: implicit ALS (Hu, Koren & Volinsky 2008) fitted by Spark MLlib.
 
 The same router as ``als`` — users are prompts, items LLMs, a cell is good
-when the LLM is in the prompt's best set — with Spark's knobs: ``rank``,
+when the LLM is in the prompt's best set — with Spark's knobs: ``factors`` (Spark's
+``rank``; named as ``als`` names it, and ``rank`` is a Router method),
 ``regParam`` (ALS-WR: scaled by each row's count of positive records),
 ``alpha`` (confidence 1 + alpha·|rating|), ``iterations``, and
 ``negative_weight`` (a bad outcome is the rating -negative_weight). How these
@@ -27,12 +28,12 @@ BLOCK_ROWS = 2048
 
 
 class SparkALSRouter(ColdStartRouter):
-    # regParam ≈ λ·sqrt(n·m)/N⁺ maps implicit's grid [0.1, 1, 10] to about this on RouterEval-sized pools
-    param_grid = {"regParam": [0.003, 0.01, 0.03]}
+    # regParam ≈ λ·sqrt(n·m)/N⁺ (recroute.spark.als): implicit's grid [0.1, 1, 10] on the bundled datasets' pools
+    param_grid = {"regParam": [0.001, 0.01, 0.1]}
 
-    def __init__(self, rank: int = 32, regParam: float = 0.01, alpha: float = 9.0, negative_weight: float = 1.0,
+    def __init__(self, factors: int = 32, regParam: float = 0.01, alpha: float = 9.0, negative_weight: float = 1.0,
                  iterations: int = 15, cold_start: str = "mlp", seed: int = 0):
-        self.rank = rank
+        self.factors = factors
         self.regParam = regParam
         self.alpha = alpha
         self.negative_weight = negative_weight
@@ -59,8 +60,8 @@ class SparkALSRouter(ColdStartRouter):
                           "rating": np.concatenate(ratings)})
         records = spark.createDataFrame(table)
         blocks = min(4, max(1, spark.sparkContext.defaultParallelism))  # RouterEval-sized: few blocks are faster
-        user_factors, item_factors = fit_als(records, rank=self.rank, reg_param=self.regParam, alpha=self.alpha,
+        user_factors, item_factors = fit_als(records, rank=self.factors, reg_param=self.regParam, alpha=self.alpha,
                                              iterations=self.iterations, seed=self.seed, blocks=blocks)
-        prompt_factors = factors_array(user_factors, train.n_prompts, self.rank)
-        llm_factors = factors_array(item_factors, train.n_models, self.rank)
+        prompt_factors = factors_array(user_factors, train.n_prompts, self.factors)
+        llm_factors = factors_array(item_factors, train.n_models, self.factors)
         return prompt_factors, llm_factors, np.zeros(train.n_models, dtype=np.float32)

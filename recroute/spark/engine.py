@@ -62,8 +62,21 @@ def fit_on_spark(path, params: dict | None = None, *, master: str | None = None,
     router = make_router("spark-als", **(params or {}))  # a bad hyperparameter fails before Spark starts
     if not (isinstance(sample, int) and sample >= 1):
         raise RecrouteError(f"the cold-start sample must be at least 1 prompt, got {sample!r}.")
-    say = progress or (lambda message: None)
-    clock, seconds = time.perf_counter(), {}
+    shown = progress or (lambda message: None)
+    clock, seconds, held = time.perf_counter(), {}, []
+
+    def say(message: str) -> None:
+        """Progress, held back until the records have passed their checks: a refusal stays one line."""
+        if held is not None:
+            held.append(message)
+        else:
+            shown(message)
+
+    def checked() -> None:
+        nonlocal held
+        for message in held:
+            shown(message)
+        held = None
 
     def lap(stage: str) -> None:
         nonlocal clock
@@ -76,7 +89,7 @@ def fit_on_spark(path, params: dict | None = None, *, master: str | None = None,
     spark = spark_session(master, conf)
     lap("spark session")
     try:
-        return _fit(spark, router, path, records_path, prompts_path, sample, encoder, say, lap, seconds)
+        return _fit(spark, router, path, records_path, prompts_path, sample, encoder, say, lap, checked, seconds)
     except RecrouteError:
         raise
     except Exception as exc:  # Spark's own failures (a malformed file, a lost executor) are long Java traces
@@ -124,9 +137,8 @@ def read(spark, location: str):
     return reader.parquet(location)
 
 
-def _fit(spark, router, path, records_path, prompts_path, sample, encoder, say, lap, seconds) -> SparkFit:
+def _fit(spark, router, path, records_path, prompts_path, sample, encoder, say, lap, checked, seconds) -> SparkFit:
     from pyspark import StorageLevel
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     records = read(spark, records_path)
@@ -147,7 +159,7 @@ def _fit(spark, router, path, records_path, prompts_path, sample, encoder, say, 
         raise RecrouteError(f"{path}: has neither a 'prompt' column of texts nor a prompts/ folder of embeddings, "
                             "so new prompts could not be placed; add one of them.")
 
-    score = F.col("score").cast("double")
+    score = F.col("score").try_cast("double")  # ANSI mode: a malformed number is NULL, counted below
     checks = records.agg(
         F.count(F.lit(1)).alias("records"),
         *[F.sum(F.when(F.col(c).isNull() | (F.col(c).cast("string") == ""), 1).otherwise(0)).alias(f"empty_{c}")
@@ -183,20 +195,16 @@ def _fit(spark, router, path, records_path, prompts_path, sample, encoder, say, 
     llm_index = spark.createDataFrame([(name, i) for i, name in enumerate(models)], "model string, item int")
     prompt_index, n_prompts = dense_index(cells, "prompt_id", "user")
     lap("cells and ids")
+    checked()
     say(f"{n_records:,} records, {n_prompts:,} prompts × {len(models):,} LLMs, "
         f"{'0/1 outcomes' if binary else 'continuous scores'}")
 
-    if binary:
-        label = F.col("score")
-    else:
-        best = F.max("score").over(Window.partitionBy("prompt_id"))
-        label = (F.col("score") >= F.lit(TOLERANCE) * best).cast("double")
-    ratings = (cells.select("prompt_id", "model", label.alias("label"))
+    ratings = (labelled(cells, binary)
                .join(prompt_index, "prompt_id").join(F.broadcast(llm_index), "model")
                .select("user", "item", rating_column(F.col("label"), router.negative_weight).alias("rating")))
-    user_factors, item_factors = fit_als(ratings, rank=router.rank, reg_param=router.regParam, alpha=router.alpha,
+    user_factors, item_factors = fit_als(ratings, rank=router.factors, reg_param=router.regParam, alpha=router.alpha,
                                          iterations=router.iterations, seed=router.seed)
-    llm_factors = factors_array(item_factors, len(models), router.rank)
+    llm_factors = factors_array(item_factors, len(models), router.factors)
     lap("ALS")
 
     fraction = min(1.0, 1.2 * sample / max(n_prompts, 1))
@@ -216,7 +224,7 @@ def _fit(spark, router, path, records_path, prompts_path, sample, encoder, say, 
     ids = np.asarray(table.column("prompt_id").to_pylist(), dtype=str)
     factors, has = _list_matrix(table.column("features"), "the prompt factors")
     if not has.all():  # prompts without a good outcome are left out of ALS: their factor is 0
-        factors = np.zeros((table.num_rows, router.rank), dtype=np.float32) if not has.any() else factors
+        factors = np.zeros((table.num_rows, router.factors), dtype=np.float32) if not has.any() else factors
     if prompts is not None:
         embeddings, present = _list_matrix(table.column("embedding"), prompts_path)
         if not present.all() or not np.isfinite(embeddings).all():
@@ -248,6 +256,21 @@ def _fit(spark, router, path, records_path, prompts_path, sample, encoder, say, 
     lap("cold-start map")
     return SparkFit(router=router, records=n_records, prompts=n_prompts, llms=len(models), sample=len(ids),
                     embedding_dim=int(embeddings.shape[1]), source=str(path), seconds=seconds)
+
+
+def labelled(cells, binary: bool):
+    """(prompt_id, model, label) of (prompt_id, model, score) cells, as
+    :func:`recroute.routers.base.best_set_labels` labels a matrix: 0/1 outcomes are their
+    own labels; continuous scores are 1 within ``TOLERANCE`` of the prompt's best."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if binary:
+        label = F.col("score")
+    else:
+        best = F.max("score").over(Window.partitionBy("prompt_id"))
+        label = (F.col("score") >= F.lit(TOLERANCE) * best).cast("double")
+    return cells.select("prompt_id", "model", label.alias("label"))
 
 
 def dense_index(frame, column: str, name: str):

@@ -7,6 +7,7 @@ gateway traceback.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import tempfile
@@ -82,6 +83,8 @@ def spark_session(master: str | None = None, conf: dict[str, str] | None = None)
     except Exception as exc:  # the Java gateway's own errors are several lines of JVM output
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RecrouteError(f"Spark could not start on master {master!r} ({first[:200]}).") from None
+    for name in ("DataFrameQueryContextLogger", "PySparkLogger"):  # pyspark's own JSON error logs: we say it once
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     sc = spark.sparkContext
     if master.startswith("local") and sc.getCheckpointDir() is None:
         folder = tempfile.mkdtemp(prefix="recroute-spark-checkpoints-")

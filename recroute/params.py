@@ -84,6 +84,11 @@ PARAMS: dict[str, dict[str, Param]] = {
     "als": {"factors": FACTORS, "regularization": PENALTY, "alpha": PENALTY, "negative_weight": PENALTY,
             "iterations": STEPS, "cg_steps": Param(int, 1, 100), "cold_start": Param(str, choices=("ridge", "knn", "mlp")),
             "seed": SEED, "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
+    # Spark MLlib's knobs (recroute.spark.als maps them to implicit's); regParam 0 would leave Spark's
+    # normal equations singular for a prompt with one positive record and more factors than LLMs
+    "spark-als": {"factors": FACTORS, "regParam": Param(float, 1e-12, 1e6), "alpha": PENALTY,
+                  "negative_weight": PENALTY, "iterations": STEPS,
+                  "cold_start": Param(str, choices=("ridge", "knn", "mlp")), "seed": SEED},
     "bpr": {"factors": FACTORS, "learning_rate": RATE, "regularization": PENALTY, "iterations": STEPS,
             "cold_start": Param(str, choices=("ridge", "knn", "mlp")), "seed": SEED, "debias_clip": DEBIAS_CLIP},
     "lightfm": {"factors": FACTORS, "loss": Param(str, choices=("warp", "logistic")), "epochs": STEPS,

@@ -32,6 +32,11 @@ class LatentFactorRouter(Router):
 
     def fit(self, train: RoutingData) -> "LatentFactorRouter":
         super().fit(train)
+        return self._index_and_calibrate(train)
+
+    def _index_and_calibrate(self, train: RoutingData) -> "LatentFactorRouter":
+        """Build the LLM index and fit the score-to-probability curve on (at most
+        ``CALIBRATION_CELLS`` cells of) ``train``, once the factors are set."""
         self.index_ = LLMIndex().fit(self.item_vectors(), self.models_)
         rows = np.random.default_rng(0).permutation(train.n_prompts)[:max(1, CALIBRATION_CELLS // train.n_models)]
         sample = train.subset(prompts=np.sort(rows))
@@ -201,11 +206,27 @@ class ColdStartRouter(LatentFactorRouter):
 
     def _fit(self, train: RoutingData) -> None:
         prompt_factors, self.llm_factors_, self.llm_bias_ = self._factorise(train)
-        self.warm_ids_ = np.asarray(train.prompt_ids)
+        self._keep_prompts(train.prompt_ids, train.embeddings, prompt_factors)
+
+    def _keep_prompts(self, prompt_ids, embeddings: np.ndarray | None, prompt_factors: np.ndarray) -> None:
+        """Keep the training prompts' factors (warm start) and fit the cold-start map on their embeddings."""
+        self.warm_ids_ = np.asarray(prompt_ids)
         self.warm_factors_ = np.ascontiguousarray(prompt_factors, dtype=np.float32)
         self.cold_start_ = None
-        if train.embeddings is not None:
-            self.cold_start_ = make_cold_start(self.cold_start, self.seed).fit(train.embeddings, prompt_factors)
+        if embeddings is not None:
+            self.cold_start_ = make_cold_start(self.cold_start, self.seed).fit(embeddings, prompt_factors)
+
+    def fit_factorised(self, models, prompt_ids, embeddings: np.ndarray, prompt_factors: np.ndarray,
+                       llm_factors: np.ndarray, calibration: RoutingData) -> "ColdStartRouter":
+        """Finish a router whose factorisation ran elsewhere (a Spark cluster): the LLM factors, and the
+        factors of a sample of prompts with their embeddings, which become the warm prompts and fit the
+        cold-start map; ``calibration`` (a few prompts' outcomes over ``models``) fits the score curve."""
+        self.models_ = np.asarray(models)
+        self.offsets_ = None
+        self.llm_factors_ = np.ascontiguousarray(llm_factors, dtype=np.float32)
+        self.llm_bias_ = np.zeros(len(self.llm_factors_), dtype=np.float32)
+        self._keep_prompts(prompt_ids, embeddings, prompt_factors)
+        return self._index_and_calibrate(calibration)
 
     def query_factors(self, queries: Queries) -> np.ndarray:
         """Warm factors for prompts known by id; the cold-start map from embeddings for the rest."""

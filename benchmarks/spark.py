@@ -142,6 +142,11 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         s = r["spark"]
         st = s["stages_s"]
+        if s.get("wall_s") is None:
+            out.append(f"| {r['records']:,} | {r['prompts']:,} × {r['llms']:,} | Spark {r['master']}, "
+                       f"{s.get('numBlocks', '')} ALS blocks | {s['iterations']} | failed | "
+                       f"{st.get('read and check', '')} | {st.get('cells and ids', '')} | out of memory | | | | | |")
+            continue
         sample = next((v for k, v in st.items() if k.startswith("sample of")), "")
         engine = f"Spark {r['master']}" + (" (failed: out of memory)" if s.get("failed") else "")
         out.append(f"| {r['records']:,} | {r['prompts']:,} × {r['llms']:,} | {engine} | {s['iterations']} | "
@@ -163,7 +168,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    rows = sorted(rows, key=lambda r: r["records"])
+    rows = sorted((r for r in rows if r["spark"].get("wall_s") is not None), key=lambda r: r["records"])
     x = [r["records"] / 1e6 for r in rows]
     per_iter = [r["spark"]["stages_s"].get("ALS", 0) / r["spark"]["iterations"] for r in rows]
     fixed = [sum(v for k, v in r["spark"]["stages_s"].items() if k != "ALS" and k != "spark session") for r in rows]

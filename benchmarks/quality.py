@@ -3,7 +3,7 @@
     nice -n 15 python benchmarks/quality.py run [--routers A,B,...] [DATASET ...]   # slow: docs/results/quality_<dataset>.json
     python benchmarks/quality.py report                         # table on stdout, docs/quality_gap_closed.png
 
-``run`` evaluates every router on pools of 3 and 5 LLMs (RouterEval's three
+``run`` evaluates every router (or those named) on pools of 3 and 5 LLMs (RouterEval's three
 groups) and seeds 42, 43, 44, reusing the rows of routers that
 ``benchmarks/eval_bundled.sh`` already measured on the same protocol
 (``docs/results/eval_<dataset>.json``); ``report`` gives, per dataset and router, the
@@ -29,23 +29,26 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 RESULTS = DOCS / "results"
 DATASETS = ("routerbench", "llmrouter", "routerdc")
 ROUTERS = ("oracle", "random", "bsm", "knn", "linear", "mlp", "als", "bpr", "lightfm", "bilinear", "cluster", "knnreg",
-           "ridge", "auto")
+           "ridge", "task", "auto")
 SEEDS = (42, 43, 44)
 
 
 def run(datasets, routers=ROUTERS) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name in datasets:
-        measured = RESULTS / f"eval_{name}.json"
+        measured, out = RESULTS / f"eval_{name}.json", RESULTS / f"quality_{name}.json"
         reused = [r for r in json.loads(measured.read_text()) if r["router"] in routers and r["seed"] in SEEDS
                   and r["m"] in (3, 5) and r.get("protocol") == "routereval"] if measured.exists() else []
+        # the other routers' rows stay as they were measured: a run of some routers replaces only theirs
+        kept = [r for r in json.loads(out.read_text()) if r["router"] not in routers] if out.exists() else []
         todo = [r for r in routers if r not in {row["router"] for row in reused}]
         data = with_embeddings(load_dataset(name))
         start = time.time()
-        rows = reused + evaluate(data, todo, pool_sizes=(3, 5), seeds=SEEDS,
+        rows = kept + reused + evaluate(data, todo, pool_sizes=(3, 5), seeds=SEEDS,
                         progress=lambda done, total, what: print(f"{name} {done}/{total} {what} "
                                                                  f"{time.time() - start:.0f}s", flush=True))
-        (RESULTS / f"quality_{name}.json").write_text(json.dumps(rows, indent=0, default=str) + "\n")
+        rows.sort(key=lambda r: ROUTERS.index(r["router"]) if r["router"] in ROUTERS else len(ROUTERS))
+        out.write_text(json.dumps(rows, indent=0, default=str) + "\n")
 
 
 def report() -> None:

@@ -13,6 +13,7 @@ from .cluster import ClusterRouter
 from .hybrid import LightFMRouter
 from .reference import BestSingleRouter, OracleRouter, RandomRouter, ROracleRouter
 from .regression import KNNRegressionRouter, RidgeRouter
+from .task import TaskRouter
 
 ROUTERS = {
     "oracle": OracleRouter,
@@ -29,6 +30,7 @@ ROUTERS = {
     "cluster": ClusterRouter,
     "knnreg": KNNRegressionRouter,
     "ridge": RidgeRouter,
+    "task": TaskRouter,
     "auto": AutoRouter,
 }
 
@@ -53,5 +55,5 @@ __all__ = [
     "Queries", "Router", "best_set_labels", "make_router", "ROUTERS",
     "OracleRouter", "ROracleRouter", "RandomRouter", "BestSingleRouter",
     "KNNRouter", "LinearRouter", "MLPRouter", "ALSRouter", "BPRRouter", "LightFMRouter", "BilinearRouter",
-    "ClusterRouter", "KNNRegressionRouter", "RidgeRouter", "AutoRouter",
+    "ClusterRouter", "KNNRegressionRouter", "RidgeRouter", "TaskRouter", "AutoRouter",
 ]

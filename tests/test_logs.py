@@ -319,3 +319,25 @@ def test_bad_simulate_logs_input_is_one_line_and_writes_nothing(tmp_path, textle
     result = _cli(*args[:1], "--data", dense, *args[1:], "--out", tmp_path / "log.jsonl")
     assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "log.jsonl").exists()
+
+
+def test_simulate_logs_skips_prompts_lacking_an_outcome_and_says_how_many(tmp_path, textless):
+    dense = textless.subset(prompts=np.arange(30), models=np.arange(4))
+    scores = dense.scores.copy()
+    scores[[2, 5, 11], [0, 3, 1]] = np.nan
+    holey = write_long(replace(dense, scores=scores), tmp_path / "holey.jsonl")
+    result = _cli("simulate-logs", "--data", holey, "--policy", "uniform", "--per-prompt", 2, "--out",
+                  tmp_path / "log.jsonl")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == "skipped 3 of 30 prompts that lack an outcome of some LLM in the pool"
+    log = load_long(tmp_path / "log.jsonl")
+    assert sorted(log.prompt_ids.tolist()) == sorted(set(dense.prompt_ids.tolist()) - {"p002", "p005", "p011"})
+    assert (log.observed.sum(axis=1) == 2).all()
+    scores[:, 2] = np.nan  # LLM 2 answered nothing: no prompt is complete
+    scores[0, 2] = 1.0
+    scores[0, 0] = np.nan
+    none = write_long(replace(dense, scores=scores), tmp_path / "none.jsonl")
+    result = _cli("simulate-logs", "--data", none, "--policy", "uniform", "--out", tmp_path / "none-log.jsonl")
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "no prompt has an outcome from each of the 4 LLMs" in result.output
+    assert not (tmp_path / "none-log.jsonl").exists()

@@ -120,6 +120,41 @@ def test_ips_weighted_training_undoes_a_policy_that_logged_only_good_answers():
     assert weighted.score(Queries(embeddings=np.ones((1, 2))))[0, 0] == pytest.approx(0.5, abs=0.06)
 
 
+def _hard_prompts_sent_to_one_llm(n=4000, seed=0):
+    """A log of one outcome per prompt: half the prompts are hard; LLM "sent-hard" (right on 95% of easy and
+    55% of hard prompts: true mean 0.75) got 85% of the hard prompts and 15% of the easy ones, LLM "other"
+    (right on 68% of any) the rest. Logged, sent-hard looks worse than other (about 0.61); it is better.
+    The embeddings are noise: the routers cannot see which prompts are hard."""
+    rng = np.random.default_rng(seed)
+    hard = rng.random(n) < 0.5
+    right = np.stack([rng.random(n) < np.where(hard, 0.55, 0.95), rng.random(n) < 0.68], axis=1)
+    to_sent_hard = np.where(hard, 0.85, 0.15)
+    logged = np.stack([rng.random(n) < to_sent_hard, np.zeros(n, bool)], axis=1)
+    logged[:, 1] = ~logged[:, 0]
+    propensity = np.stack([to_sent_hard, 1 - to_sent_hard], axis=1)
+    return RoutingData(scores=np.where(logged, right, np.nan).astype(np.float32), prompt_ids=[f"p{i}" for i in range(n)],
+                       models=["sent-hard", "other"], embeddings=rng.normal(size=(n, 8)).astype(np.float32),
+                       propensity=np.where(logged, propensity, np.nan))
+
+
+@pytest.mark.parametrize("name, params, link", [
+    ("knn", {"k": 1000}, None), ("knnreg", {"k": 1000}, None), ("cluster", {"k": 1}, None), ("ridge", {}, None),
+    ("mlp", {"epochs": 30}, None), ("bilinear", {"factors": 4, "epochs": 200}, "logit"),
+    ("lightfm", {"factors": 4, "loss": "logistic"}, "rank"), ("auto", {"candidates": ["cluster"], "folds": 2}, None),
+])
+def test_ips_weighted_training_recovers_the_llm_a_skewed_policy_sent_the_hard_prompts(name, params, link):
+    data = _hard_prompts_sent_to_one_llm()
+    queries = Queries(embeddings=np.random.default_rng(9).normal(size=(200, 8)).astype(np.float32))
+    plain = make_router(name, **params).fit(data)
+    weighted = make_router(name, logging_clip=20.0, **params).fit(data)
+    assert (plain.route(queries) == 1).mean() > 0.9  # plain training believes "other" is better
+    assert (weighted.route(queries) == 0).mean() > 0.7  # weighted training knows sent-hard is
+    if link != "rank":  # and reads sent-hard's true mean, 0.75, off the weighted router's score
+        read = (lambda s: 1 / (1 + np.exp(-s))) if link == "logit" else (lambda s: s)
+        assert read(plain.score(queries)[:, 0]).mean() < 0.64
+        assert read(weighted.score(queries)[:, 0]).mean() == pytest.approx(0.75, abs=0.03)
+
+
 # -- 3. off-policy evaluation ---------------------------------------------------------------------
 def test_ips_and_dr_equal_the_true_value_in_expectation_over_every_possible_log():
     rng = np.random.default_rng(3)

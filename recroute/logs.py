@@ -74,10 +74,24 @@ def inclusion_probabilities(policy: np.ndarray, k: int) -> np.ndarray:
     return lam
 
 
+def complete_prompts(data: RoutingData) -> tuple[RoutingData, int]:
+    """The prompts with an outcome from every LLM of ``data``, and how many others were left out.
+
+    A log can only be simulated where the policy's every choice has an outcome;
+    refused in one sentence when no prompt has them all.
+    """
+    complete = data.observed.all(axis=1)
+    if not complete.any():
+        raise RecrouteError(f"{data.source}: no prompt has an outcome from each of the {data.n_models} LLMs, so no "
+                            "log can be simulated; choose a pool (--pool) whose outcomes the data holds.")
+    skipped = int((~complete).sum())
+    return (data.subset(prompts=complete) if skipped else data), skipped
+
+
 def simulate_logs(data: RoutingData, policy: np.ndarray, k: int, seed: int = 0) -> RoutingData:
     """The log ``policy`` would have produced on ``data``: ``k`` outcomes per prompt, with propensities.
 
-    ``data`` must hold every outcome the policy can choose (a dense matrix).
+    ``data`` must hold every outcome the policy can choose (a dense matrix: see :func:`complete_prompts`).
     """
     if not data.observed.all():
         raise RecrouteError(f"{data.source}: simulating a log needs every outcome of the pool, but "

@@ -7,6 +7,9 @@ mean over all prompts with a prior worth ``prior`` prompts. k is chosen by
 K-fold cross-validation on the training prompts, among the k that leave
 ``min_cluster`` prompts a cluster on average (FAISS asks for 39); the best of
 ``restarts`` k-means runs is kept, as one can land in a poor local optimum.
+With ``logging_clip`` (a routing log) every record counts its clipped,
+self-normalised inverse logging propensity (:func:`recroute.logs.propensity_weights`)
+in the cluster means and the prior.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import numpy as np
 
 from ..data import RoutingData
 from ..errors import RecrouteError
+from ..logs import propensity_weights
 from .base import Queries, Router
 from .crossval import column_means, fold_ids, normalise, routed_mean
 
@@ -23,7 +27,7 @@ class ClusterRouter(Router):
 
     def __init__(self, k: int | None = None, k_grid: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
                  min_cluster: int = 39, prior: float = 5.0, folds: int = 5, niter: int = 20, restarts: int = 3,
-                 seed: int = 0):
+                 seed: int = 0, logging_clip: float | None = None):
         self.k = k
         self.k_grid = tuple(k_grid)  # a manifest's JSON gives a list back
         self.min_cluster = min_cluster
@@ -32,14 +36,16 @@ class ClusterRouter(Router):
         self.niter = niter
         self.restarts = restarts
         self.seed = seed
+        self.logging_clip = logging_clip
 
     def _fit(self, train: RoutingData) -> None:
         x = normalise(train.embeddings)
-        self.k_ = np.array(self.k if self.k is not None else self._choose_k(x, train.scores), dtype=np.int64)
-        self.centroids_, self.cluster_scores_ = self._cluster_means(x, train.scores, int(self.k_))
+        weights = None if self.logging_clip is None else propensity_weights(train, self.logging_clip)
+        self.k_ = np.array(self.k if self.k is not None else self._choose_k(x, train.scores, weights), dtype=np.int64)
+        self.centroids_, self.cluster_scores_ = self._cluster_means(x, train.scores, int(self.k_), weights)
         self._restore({})
 
-    def _choose_k(self, x: np.ndarray, scores: np.ndarray) -> int:
+    def _choose_k(self, x: np.ndarray, scores: np.ndarray, weights: np.ndarray | None) -> int:
         """The k of ``k_grid`` whose clusters route held-out folds best (the smaller k among ties)."""
         grid = sorted({int(k) for k in self.k_grid if 1 <= k <= len(x) // max(self.min_cluster, 1)}) or [1]
         folds = fold_ids(len(x), self.folds, self.seed)
@@ -47,15 +53,16 @@ class ClusterRouter(Router):
         for fold in range(self.folds):
             fit_rows, held = folds != fold, folds == fold
             for i, k in enumerate(grid):
-                centroids, means = self._cluster_means(x[fit_rows], scores[fit_rows], k, restarts=1)
+                centroids, means = self._cluster_means(x[fit_rows], scores[fit_rows], k,
+                                                       None if weights is None else weights[fit_rows], restarts=1)
                 predicted = means[_nearest(centroids, x[held])]
                 value[i] += routed_mean(scores[held], np.argmax(predicted, axis=1)) * held.sum()
         return grid[int(np.argmax(value))]
 
-    def _cluster_means(self, x: np.ndarray, scores: np.ndarray, k: int, restarts: int | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """k-means centroids and each cluster's per-LLM mean shrunk towards the global one
-        (``restarts`` k-means runs, by default the router's; one suffices to compare k across folds)."""
+    def _cluster_means(self, x: np.ndarray, scores: np.ndarray, k: int, weights: np.ndarray | None = None,
+                       restarts: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """k-means centroids and each cluster's per-LLM (record-``weights``-ed) mean shrunk towards the global
+        one (``restarts`` k-means runs, by default the router's; one suffices to compare k across folds)."""
         import faiss
 
         if k == 1:
@@ -69,11 +76,12 @@ class ClusterRouter(Router):
         centroids = normalise(centroids)
         assignment = _nearest(centroids, x)
         observed = ~np.isnan(scores)
+        w = observed if weights is None else np.where(observed, weights, 0)
         sums = np.zeros((k, scores.shape[1]))
         counts = np.zeros((k, scores.shape[1]))
-        np.add.at(sums, assignment, np.where(observed, scores, 0))
-        np.add.at(counts, assignment, observed)
-        prior_mean = column_means(scores)
+        np.add.at(sums, assignment, np.where(observed, scores, 0) * w)
+        np.add.at(counts, assignment, w)
+        prior_mean = column_means(scores, weights)
         means = (sums + self.prior * prior_mean) / np.maximum(counts + self.prior, 1e-12)
         return centroids, means.astype(np.float32)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -106,9 +107,8 @@ def simulate_logs(data: RoutingData, policy: np.ndarray, k: int, seed: int = 0) 
         edges = np.concatenate([[0.0], np.cumsum(lam[i, order[i]])])
         hit = np.searchsorted(edges, start[i] + np.arange(k), side="right") - 1
         logged[i, order[i, np.minimum(hit, m - 1)]] = True
-    return RoutingData(
-        scores=np.where(logged, data.scores, np.nan), prompt_ids=data.prompt_ids, models=data.models,
-        prompts=data.prompts, groups=data.groups, splits=data.splits,
+    return replace(  # the same prompts (texts, embeddings, groups), LLMs and prices; only the records thinned
+        data, scores=np.where(logged, data.scores, np.nan),
         cost=None if data.cost is None else np.where(logged, data.cost, np.nan),
         propensity=np.where(logged, lam, np.nan), source=f"log of {data.source}",
     )

@@ -79,6 +79,14 @@ def test_softmax_policy_prefers_good_answers_and_rejects_a_bad_temperature():
         policy_probabilities("softmax:-1", data)
 
 
+def test_a_simulated_log_keeps_the_prompts_embeddings_and_groups():
+    data, _ = synthetic(50, 4, seed=0)
+    log = simulate_logs(data, policy_probabilities("uniform", data), 1, seed=0)
+    np.testing.assert_array_equal(log.embeddings, data.embeddings)
+    np.testing.assert_array_equal(log.groups, data.groups)
+    assert log.observed.sum() == 50 and make_router("knn").fit(log).score(Queries.of(data)).shape == (50, 4)
+
+
 def test_a_log_round_trips_through_jsonl(tmp_path):
     data = _dense(n=30, m=4)
     log = simulate_logs(data, policy_probabilities("uniform", data), 2, seed=0)

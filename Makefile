@@ -14,7 +14,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch pulls several GB of CUDA packages.
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test]"
+	# the spark extra too, so that the Spark tests run (in local mode; they need Java 17 or 21)
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test,spark]"
 	touch $@
 
 demo: install

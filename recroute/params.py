@@ -75,7 +75,7 @@ PARAMS: dict[str, dict[str, Param]] = {
     "random": {"seed": SEED},
     "bsm": {},
     "ro": {"p": Param(float, 0.0, 1.0), "seed": SEED},
-    "knn": {"k": NEIGHBOURS, "debias_clip": DEBIAS_CLIP},
+    "knn": {"k": NEIGHBOURS, "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
     "linear": {"epochs": STEPS, "batch_size": Param(int, 1, 10_000_000), "lr": RATE, "weight_decay": PENALTY,
                "seed": SEED, "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
     "mlp": {"hidden": Param(int, 1, 65_536), "dropout": Param(float, 0.0, 1.0, below_high=True), "epochs": STEPS,
@@ -84,22 +84,28 @@ PARAMS: dict[str, dict[str, Param]] = {
     "als": {"factors": FACTORS, "regularization": PENALTY, "alpha": PENALTY, "negative_weight": PENALTY,
             "iterations": STEPS, "cg_steps": Param(int, 1, 100), "cold_start": Param(str, choices=("ridge", "knn", "mlp")),
             "seed": SEED, "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
+    # Spark MLlib's knobs (recroute.spark.als maps them to implicit's); regParam 0 would leave Spark's
+    # normal equations singular for a prompt with one positive record and more factors than LLMs
+    "spark-als": {"factors": FACTORS, "regParam": Param(float, 1e-12, 1e6), "alpha": PENALTY,
+                  "negative_weight": PENALTY, "iterations": STEPS,
+                  "cold_start": Param(str, choices=("ridge", "knn", "mlp")), "seed": SEED},
     "bpr": {"factors": FACTORS, "learning_rate": RATE, "regularization": PENALTY, "iterations": STEPS,
             "cold_start": Param(str, choices=("ridge", "knn", "mlp")), "seed": SEED, "debias_clip": DEBIAS_CLIP},
     "lightfm": {"factors": FACTORS, "loss": Param(str, choices=("warp", "logistic")), "epochs": STEPS,
                 "learning_rate": RATE, "user_alpha": PENALTY, "item_alpha": PENALTY, "seed": SEED,
-                "debias_clip": DEBIAS_CLIP},
+                "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
     "bilinear": {"factors": FACTORS, "weight_decay": PENALTY, "epochs": STEPS, "lr": RATE, "seed": SEED,
-                 "debias_clip": DEBIAS_CLIP},
+                 "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
     "cluster": {"k": Param(int, 1, 100_000, optional=True), "k_grid": Param(tuple, sequence_of=Param(int, 1, 100_000)),
                 "min_cluster": Param(int, 0, 1_000_000), "prior": PENALTY, "folds": FOLDS, "niter": STEPS,
-                "restarts": Param(int, 1, 1_000), "seed": SEED},
+                "restarts": Param(int, 1, 1_000), "seed": SEED, "logging_clip": LOGGING_CLIP},
     "knnreg": {"k": Param(int, 1, 100_000, optional=True), "k_grid": Param(tuple, sequence_of=NEIGHBOURS),
-               "folds": FOLDS, "seed": SEED},
-    "ridge": {"alphas": Param(tuple, sequence_of=Param(float, 1e-12, 1e12))},  # RidgeCV needs alphas above 0
-    "task": {"prior": PENALTY, "min_task": Param(int, 1, 1_000_000_000)},
+               "folds": FOLDS, "seed": SEED, "logging_clip": LOGGING_CLIP},
+    "ridge": {"alphas": Param(tuple, sequence_of=Param(float, 1e-12, 1e12)),  # RidgeCV needs alphas above 0
+              "logging_clip": LOGGING_CLIP},
+    "task": {"prior": PENALTY, "min_task": Param(int, 1, 1_000_000_000), "logging_clip": LOGGING_CLIP},
     "auto": {"candidates": Param(tuple, sequence_of=Param(str, choices=STACKABLE)), "folds": FOLDS,
-             "confidence": Param(float, 0.0, 1_000.0), "seed": SEED},
+             "confidence": Param(float, 0.0, 1_000.0), "seed": SEED, "logging_clip": LOGGING_CLIP},
 }
 
 

@@ -51,6 +51,78 @@ class SyntheticTruth:
 def synthetic(n_prompts: int, n_llms: int, skills: int = 4, dim: int = 64, noise: float = 0.5,
               seed: int = 0) -> tuple[RoutingData, SyntheticTruth]:
     """``n_prompts`` × ``n_llms`` 0/1 outcomes with ``skills`` latent skills and ``dim``-d embeddings."""
+    rng, truth = _truth(n_prompts, n_llms, skills, dim, seed)
+    scores = np.empty((n_prompts, n_llms), dtype=np.float32)
+    for block, outcomes in _outcome_blocks(rng, truth):
+        scores[block] = outcomes
+    embeddings = _embeddings(rng, truth, dim, noise)
+    prompt_ids, models, groups = _names(truth)
+    data = RoutingData(scores=scores, prompt_ids=prompt_ids, models=models, groups=groups, embeddings=embeddings,
+                       source=f"synthetic({n_prompts}x{n_llms}, seed {seed})")
+    return data, truth
+
+
+def write_parquet(folder, n_prompts: int, n_llms: int, skills: int = 4, dim: int = 64, noise: float = 0.5,
+                  seed: int = 0, records_per_file: int = 16_000_000) -> dict:
+    """The same data as :func:`synthetic` (same arguments, same draws) as long-format Parquet, written in
+    row groups so that it never has to fit in memory at once::
+
+        FOLDER/records/part-NNNNN.parquet   prompt_id, model, score (float32), group; one row group
+                                            per block of prompts
+        FOLDER/prompts/part-00000.parquet   prompt_id, group, embedding (list of float32)
+        FOLDER/truth.npz                    the hidden parameters (load_truth(FOLDER))
+
+    Memory is one block of outcomes (``BLOCK_ROWS`` prompts × ``n_llms``) plus the
+    per-prompt arrays. Needs pyarrow (``pip install "recroute[spark]"``).
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise RecrouteError('writing Parquet needs pyarrow, which is not installed; install it with '
+                            'pip install "recroute[spark]".') from None
+    folder = Path(folder)
+    rng, truth = _truth(n_prompts, n_llms, skills, dim, seed)
+    prompt_ids, models, groups = _names(truth)
+    (folder / "records").mkdir(parents=True)
+    (folder / "prompts").mkdir()
+    model_codes = pa.array(models.astype(object), type=pa.string())
+    schema = pa.schema([("prompt_id", pa.dictionary(pa.int32(), pa.string())),
+                        ("model", pa.dictionary(pa.int32(), pa.string())),
+                        ("score", pa.float32()), ("group", pa.dictionary(pa.int32(), pa.string()))])
+    writer, files, in_file, total, good = None, 0, 0, 0, 0.0
+    try:
+        for block, outcomes in _outcome_blocks(rng, truth):
+            rows = np.arange(block.start, block.start + len(outcomes))
+            if writer is None or in_file >= records_per_file:
+                if writer is not None:
+                    writer.close()
+                writer = pq.ParquetWriter(folder / "records" / f"part-{files:05d}.parquet", schema)
+                files, in_file = files + 1, 0
+            prompt_col = pa.DictionaryArray.from_arrays(
+                np.repeat(np.arange(len(rows), dtype=np.int32), n_llms), pa.array(prompt_ids[rows].astype(object)))
+            model_col = pa.DictionaryArray.from_arrays(np.tile(np.arange(n_llms, dtype=np.int32), len(rows)),
+                                                       model_codes)
+            group_col = pa.DictionaryArray.from_arrays(
+                np.repeat(np.arange(len(rows), dtype=np.int32), n_llms), pa.array(groups[rows].astype(object)))
+            writer.write_table(pa.table([prompt_col, model_col, pa.array(outcomes.ravel()), group_col],
+                                        schema=schema))
+            in_file += outcomes.size
+            total += outcomes.size
+            good += float(outcomes.sum())
+    finally:
+        if writer is not None:
+            writer.close()
+    embeddings = _embeddings(rng, truth, dim, noise)
+    flat = pa.array(embeddings.ravel())
+    pq.write_table(pa.table({"prompt_id": prompt_ids.astype(object), "group": groups.astype(object),
+                             "embedding": pa.FixedSizeListArray.from_arrays(flat, dim).cast(pa.list_(pa.float32()))}),
+                   folder / "prompts" / "part-00000.parquet")
+    np.savez(folder / "truth.npz", **truth.arrays())
+    return {"records": total, "files": files, "mean": good / max(total, 1)}
+
+
+def _truth(n_prompts, n_llms, skills, dim, seed) -> tuple[np.random.Generator, SyntheticTruth]:
     for name, value, low in (("prompts", n_prompts, 1), ("LLMs", n_llms, 1), ("skills", skills, 1), ("dim", dim, 1)):
         if not isinstance(value, (int, np.integer)) or value < low:
             raise RecrouteError(f"synthetic data needs at least {low} {name}, got {value!r}.")
@@ -61,28 +133,36 @@ def synthetic(n_prompts: int, n_llms: int, skills: int = 4, dim: int = 64, noise
         needs=rng.normal(0.0, 1.0, (n_prompts, skills)).astype(np.float32),
         difficulty=rng.normal(0.0, 1.0, n_prompts).astype(np.float32),
     )
-    scores = np.empty((n_prompts, n_llms), dtype=np.float32)
-    for start in range(0, n_prompts, BLOCK_ROWS):
+    return rng, truth
+
+
+def _outcome_blocks(rng: np.random.Generator, truth: SyntheticTruth):
+    """(rows, 0/1 outcomes) for each block of ``BLOCK_ROWS`` prompts, drawn in order."""
+    for start in range(0, len(truth.difficulty), BLOCK_ROWS):
         block = slice(start, start + BLOCK_ROWS)
         p = truth.probability(block)
-        scores[block] = rng.random(p.shape, dtype=np.float32) < p
+        yield block, (rng.random(p.shape, dtype=np.float32) < p).astype(np.float32)
+
+
+def _embeddings(rng: np.random.Generator, truth: SyntheticTruth, dim: int, noise: float) -> np.ndarray:
+    skills = truth.needs.shape[1]
     projection = rng.normal(0.0, 1.0 / np.sqrt(skills), (skills, dim)).astype(np.float32)
-    embeddings = truth.needs @ projection + rng.normal(0.0, noise, (n_prompts, dim)).astype(np.float32)
+    return truth.needs @ projection + rng.normal(0.0, noise, (len(truth.needs), dim)).astype(np.float32)
+
+
+def _names(truth: SyntheticTruth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n_prompts, n_llms = len(truth.difficulty), len(truth.ability)
     width = len(str(max(n_prompts, n_llms) - 1))
-    data = RoutingData(
-        scores=scores,
-        prompt_ids=np.char.add("p", np.char.zfill(np.arange(n_prompts).astype(str), width)),
-        models=np.char.add("llm-", np.char.zfill(np.arange(n_llms).astype(str), width)),
-        groups=np.char.add("skill-", np.argmax(truth.needs, axis=1).astype(str)),
-        embeddings=embeddings,
-        source=f"synthetic({n_prompts}x{n_llms}, seed {seed})",
-    )
-    return data, truth
+    return (np.char.add("p", np.char.zfill(np.arange(n_prompts).astype(str), width)),
+            np.char.add("llm-", np.char.zfill(np.arange(n_llms).astype(str), width)),
+            np.char.add("skill-", np.argmax(truth.needs, axis=1).astype(str)))
 
 
 def load_truth(path) -> SyntheticTruth:
     """The hidden parameters stored beside the outcomes by ``recroute synth``."""
     path = Path(path)
+    if path.is_dir():  # a folder written by write_parquet
+        path = path / "truth.npz"
     try:
         with np.load(path, allow_pickle=False) as npz:
             return SyntheticTruth(**{name: npz[f"truth_{name}"] for name in

@@ -233,11 +233,12 @@ def test_saved_routers_serve_the_same_scores(tmp_path, name):
 
 
 @pytest.mark.parametrize("name, params", [
-    ("cluster", dict(k=None, k_grid=[1, 2, 4], min_cluster=0, prior=0.0, folds=2, niter=5, restarts=1, seed=7)),
-    ("knnreg", dict(k=3, k_grid=(5, 10), folds=3, seed=1)),
-    ("ridge", dict(alphas=[0.5, 2])),
-    ("task", dict(prior=0.0, min_task=3)),
-    ("auto", dict(candidates=["ridge", "als"], folds=3, confidence=0.0, seed=2)),
+    ("cluster", dict(k=None, k_grid=[1, 2, 4], min_cluster=0, prior=0.0, folds=2, niter=5, restarts=1, seed=7,
+                         logging_clip=5.0)),
+    ("knnreg", dict(k=3, k_grid=(5, 10), folds=3, seed=1, logging_clip=None)),
+    ("ridge", dict(alphas=[0.5, 2], logging_clip=20.0)),
+    ("task", dict(prior=0.0, min_task=3, logging_clip=4.0)),
+    ("auto", dict(candidates=["ridge", "als"], folds=3, confidence=0.0, seed=2, logging_clip=3.0)),
 ])
 def test_the_new_routers_hyperparameters_are_declared(name, params):
     router = make_router(name, **params)

@@ -57,17 +57,52 @@ def info(data_name, allow_pickle):
 @click.option("--skills", default=4, show_default=True, help="Latent skills of the item-response model.")
 @click.option("--dim", default=64, show_default=True, help="Width of the synthetic prompt embeddings.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--out", required=True, help="The .npz to write (outcomes, groups, embeddings and the hidden truth).")
-def synth(n_prompts, n_llms, skills, dim, seed, out):
+@click.option("--format", "fmt", type=click.Choice(["npz", "parquet"]), default="npz", show_default=True,
+              help="parquet: long-format records in row groups under OUT/records, embeddings under OUT/prompts, "
+                   "for data larger than memory (needs recroute[spark]).")
+@click.option("--out", required=True, help="The .npz to write (outcomes, groups, embeddings and the hidden truth), "
+                                           "or with --format parquet the folder to create.")
+def synth(n_prompts, n_llms, skills, dim, seed, fmt, out):
     """Write RouterEval-shaped 0/1 outcomes from a known item-response model (see recroute.synth)."""
     from ..loaders import save_npz
     from ..synth import synthetic
 
+    if fmt == "parquet":
+        return _synth_parquet(n_prompts, n_llms, skills, dim, seed, out)
     _output_target(out, ".npz")
     data, truth = synthetic(n_prompts, n_llms, skills=skills, dim=dim, seed=seed)
     save_npz(data, out, compress=False, extra=truth.arrays())
     click.echo(f"wrote {n_prompts} prompts × {n_llms} LLMs ({data.scores.nbytes / 2**20:.0f} MiB of scores, "
                f"mean outcome {data.scores.mean():.3f}) -> {out}")
+
+
+def _synth_parquet(n_prompts, n_llms, skills, dim, seed, out) -> None:
+    """Write into a hidden sibling folder and rename it into place: a failure leaves nothing behind."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from ..errors import RecrouteError
+    from ..safeio import check_output
+    from ..synth import write_parquet
+
+    check_output(out, folder=True)
+    target = Path(out)
+    if target.exists() and any(target.iterdir()):
+        raise RecrouteError(f"{out}: exists and is not empty; refusing to write synthetic records over it.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        written = write_parquet(tmp / "data", n_prompts, n_llms, skills=skills, dim=dim, seed=seed)
+        if target.exists():
+            target.rmdir()
+        os.replace(tmp / "data", target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+    click.echo(f"wrote {n_prompts} prompts × {n_llms} LLMs as {written['records']:,} records in {written['files']} "
+               f"Parquet file(s), {size / 2**20:.0f} MiB (mean outcome {written['mean']:.3f}) -> {out}")
 
 
 COMMANDS = (datasets_command, info, synth)

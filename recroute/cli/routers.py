@@ -31,17 +31,32 @@ def _params(pairs: tuple[str, ...]) -> dict:
 @data_option
 @pickle_option
 @click.option("--router", "router_name", default="auto", show_default=True,
-              help="A learned router: auto (chooses by cross-validation), cluster, knnreg, ridge, als, bpr, "
-                   "lightfm, bilinear, knn, linear, mlp, bsm.")
+              help="A learned router: auto (chooses by cross-validation), cluster, knnreg, ridge, als, spark-als, "
+                   "bpr, lightfm, bilinear, knn, linear, mlp, bsm.")
 @click.option("--param", "param_pairs", multiple=True, help="Hyperparameter NAME=VALUE (repeatable); skips tuning.")
 @click.option("--out", required=True, help="Folder to write the fitted router to.")
 @encoder_option
-def fit(data_name, allow_pickle, router_name, param_pairs, out, encoder):
+@click.option("--engine", type=click.Choice(["memory", "spark"]), default="memory", show_default=True,
+              help="spark: fit ALS with Spark MLlib on long-format records (Parquet file or folder, CSV, JSONL) "
+                   "too large for memory; needs recroute[spark] and Java.")
+@click.option("--spark-master", default=None, metavar="URL",
+              help="With --engine spark: the Spark master (default: RECROUTE_SPARK_MASTER or local[*]).")
+@click.option("--spark-conf", "spark_conf", multiple=True, metavar="KEY=VALUE",
+              help="With --engine spark: a Spark setting, e.g. spark.driver.memory=8g (repeatable).")
+@click.option("--sample", "sample", type=int, default=None,
+              help="With --engine spark: prompts whose factors and embeddings come back to fit the cold-start "
+                   "map [default: 100000].")
+def fit(data_name, allow_pickle, router_name, param_pairs, out, encoder, engine, spark_master, spark_conf, sample):
     """Fit a router on every prompt of a dataset and save it as a folder."""
     from ..cost import CostModel
     from ..routers import make_router
     from ..store import check_destination, save_router
 
+    if engine == "spark":
+        return _fit_on_spark(data_name, router_name, param_pairs, out, encoder, spark_master, spark_conf, sample)
+    for flag, value in (("--spark-master", spark_master), ("--spark-conf", spark_conf), ("--sample", sample)):
+        if value:
+            raise RecrouteError(f"{flag} is for --engine spark only.")
     params = _params(param_pairs)
     make_router(router_name, **params)  # fail before any work on a bad name or parameter
     check_destination(out, inputs=[data_name])
@@ -62,6 +77,41 @@ def fit(data_name, allow_pickle, router_name, param_pairs, out, encoder):
                          cost_model=cost_model)
     click.echo(f"fitted {router_name} on {data.n_prompts} prompts × {data.n_models} LLMs"
                f"{' with a cost model' if cost_model else ''} -> {folder}")
+
+
+def _fit_on_spark(data_name, router_name, param_pairs, out, encoder, spark_master, spark_conf, sample):
+    """``fit --engine spark``: Spark reads and factorises the records; the router folder is the usual one."""
+    from ..datasets import BUNDLED
+    from ..routers import make_router
+    from ..spark.engine import DEFAULT_SAMPLE, fit_on_spark
+    from ..store import check_destination, save_router
+
+    if router_name not in ("als", "spark-als"):
+        raise RecrouteError(f"--engine spark fits ALS only (--router als), not {router_name!r}.")
+    params = _params(param_pairs)
+    try:
+        make_router("spark-als", **params)
+    except RecrouteError as exc:
+        raise RecrouteError(f"{exc} (with --engine spark, ALS takes Spark's knobs)") from None
+    conf = {}
+    for pair in spark_conf:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise RecrouteError(f"--spark-conf {pair!r}: expected KEY=VALUE.")
+        conf[key.strip()] = value
+    if data_name in BUNDLED:
+        raise RecrouteError(f"--data {data_name}: the Spark engine reads long-format records (a .parquet file or "
+                            "folder, .csv or .jsonl), not a bundled dataset; fit that without --engine spark.")
+    sample = DEFAULT_SAMPLE if sample is None else sample
+    if sample < 1:
+        raise RecrouteError(f"--sample must be at least 1, got {sample}.")
+    check_destination(out, inputs=[data_name])
+    result = fit_on_spark(data_name, params, master=spark_master, conf=conf, sample=sample, encoder=encoder,
+                          progress=lambda message: click.echo(message, err=True))
+    folder = save_router(result.router, out, embedding_model=encoder.model, data_source=result.source,
+                         embedding_dim=result.embedding_dim)
+    click.echo(f"fitted spark-als with Spark on {result.records:,} records ({result.prompts:,} prompts × "
+               f"{result.llms:,} LLMs), cold-start map on {result.sample:,} sampled prompts -> {folder}")
 
 
 @click.command()

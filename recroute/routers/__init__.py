@@ -13,6 +13,7 @@ from .cluster import ClusterRouter
 from .hybrid import LightFMRouter
 from .reference import BestSingleRouter, OracleRouter, RandomRouter, ROracleRouter
 from .regression import KNNRegressionRouter, RidgeRouter
+from .spark_als import SparkALSRouter
 from .task import TaskRouter
 
 ROUTERS = {
@@ -24,6 +25,7 @@ ROUTERS = {
     "linear": LinearRouter,
     "mlp": MLPRouter,
     "als": ALSRouter,
+    "spark-als": SparkALSRouter,
     "bpr": BPRRouter,
     "lightfm": LightFMRouter,
     "bilinear": BilinearRouter,
@@ -55,5 +57,5 @@ __all__ = [
     "Queries", "Router", "best_set_labels", "make_router", "ROUTERS",
     "OracleRouter", "ROracleRouter", "RandomRouter", "BestSingleRouter",
     "KNNRouter", "LinearRouter", "MLPRouter", "ALSRouter", "BPRRouter", "LightFMRouter", "BilinearRouter",
-    "ClusterRouter", "KNNRegressionRouter", "RidgeRouter", "TaskRouter", "AutoRouter",
+    "ClusterRouter", "KNNRegressionRouter", "RidgeRouter", "TaskRouter", "AutoRouter", "SparkALSRouter",
 ]

@@ -9,6 +9,9 @@ K-fold cross-validation on the training prompts, among the k that leave
 ``restarts`` k-means runs is kept, as one can land in a poor local optimum.
 k-means reads embeddings only, never scores, so cross-validation clusters all
 training prompts once per k and holds out only the cluster means.
+With ``logging_clip`` (a routing log) every record counts its clipped,
+self-normalised inverse logging propensity (:func:`recroute.logs.propensity_weights`)
+in the cluster means and the prior.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import numpy as np
 
 from ..data import RoutingData
 from ..errors import RecrouteError
+from ..logs import propensity_weights
 from .base import Queries, Router
 from .crossval import column_means, fold_ids, normalise, routed_mean
 
@@ -27,7 +31,7 @@ class ClusterRouter(Router):
 
     def __init__(self, k: int | None = None, k_grid: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
                  min_cluster: int = 39, prior: float = 5.0, folds: int = 5, niter: int = 20, restarts: int = 3,
-                 seed: int = 0):
+                 seed: int = 0, logging_clip: float | None = None):
         self.k = k
         self.k_grid = tuple(k_grid)  # a manifest's JSON gives a list back
         self.min_cluster = min_cluster
@@ -36,15 +40,17 @@ class ClusterRouter(Router):
         self.niter = niter
         self.restarts = restarts
         self.seed = seed
+        self.logging_clip = logging_clip
 
     def _fit(self, train: RoutingData) -> None:
         x = normalise(train.embeddings)
-        self.k_ = np.array(self.k if self.k is not None else self._choose_k(x, train.scores), dtype=np.int64)
+        weights = None if self.logging_clip is None else propensity_weights(train, self.logging_clip)
+        self.k_ = np.array(self.k if self.k is not None else self._choose_k(x, train.scores, weights), dtype=np.int64)
         self.centroids_ = self._kmeans(x, int(self.k_), self.restarts)
-        self.cluster_scores_ = self._cluster_means(_nearest(self.centroids_, x), train.scores, int(self.k_))
+        self.cluster_scores_ = self._cluster_means(_nearest(self.centroids_, x), train.scores, int(self.k_), weights)
         self._restore({})
 
-    def _choose_k(self, x: np.ndarray, scores: np.ndarray) -> int:
+    def _choose_k(self, x: np.ndarray, scores: np.ndarray, weights: np.ndarray | None) -> int:
         """The k of ``k_grid`` whose clusters route held-out folds best (the smaller k among ties)."""
         grid = sorted({int(k) for k in self.k_grid if 1 <= k <= len(x) // max(self.min_cluster, 1)}) or [1]
         folds = fold_ids(len(x), self.folds, self.seed)
@@ -53,7 +59,8 @@ class ClusterRouter(Router):
             assignment = _nearest(self._kmeans(x, k, restarts=1), x)  # one run suffices to compare k
             for fold in range(self.folds):
                 fit_rows, held = folds != fold, folds == fold
-                means = self._cluster_means(assignment[fit_rows], scores[fit_rows], k)
+                means = self._cluster_means(assignment[fit_rows], scores[fit_rows], k,
+                                            None if weights is None else weights[fit_rows])
                 value[i] += routed_mean(scores[held], np.argmax(means[assignment[held]], axis=1)) * held.sum()
         return grid[int(np.argmax(value))]
 
@@ -69,14 +76,17 @@ class ClusterRouter(Router):
         kmeans.train(x)
         return normalise(kmeans.centroids)
 
-    def _cluster_means(self, assignment: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
-        """Each cluster's per-LLM mean score shrunk towards the LLM's mean over all the given prompts."""
+    def _cluster_means(self, assignment: np.ndarray, scores: np.ndarray, k: int,
+                       weights: np.ndarray | None = None) -> np.ndarray:
+        """Each cluster's per-LLM (record-``weights``-ed) mean score shrunk towards the LLM's mean over all
+        the given prompts."""
         observed = ~np.isnan(scores)
+        w = observed if weights is None else np.where(observed, weights, 0)
         sums = np.zeros((k, scores.shape[1]))
         counts = np.zeros((k, scores.shape[1]))
-        np.add.at(sums, assignment, np.where(observed, scores, 0))
-        np.add.at(counts, assignment, observed)
-        means = (sums + self.prior * column_means(scores)) / np.maximum(counts + self.prior, 1e-12)
+        np.add.at(sums, assignment, np.where(observed, scores, 0) * w)
+        np.add.at(counts, assignment, w)
+        means = (sums + self.prior * column_means(scores, weights)) / np.maximum(counts + self.prior, 1e-12)
         return means.astype(np.float32)
 
     def chosen_params(self) -> dict:

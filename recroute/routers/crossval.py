@@ -27,10 +27,13 @@ def routed_mean(truth: np.ndarray, choice: np.ndarray) -> float:
     return float(picked.mean(dtype=np.float64)) if picked.size else -np.inf
 
 
-def column_means(scores: np.ndarray) -> np.ndarray:
-    """Each LLM's mean observed score (0 for an LLM never observed)."""
+def column_means(scores: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Each LLM's mean observed score (0 for an LLM never observed), weighted by ``weights`` per cell if given
+    (:func:`recroute.logs.propensity_weights`, 0 where unobserved)."""
     observed = ~np.isnan(scores)
-    return np.where(observed, scores, 0).sum(axis=0, dtype=np.float64) / np.maximum(observed.sum(axis=0), 1)
+    w = observed if weights is None else np.where(observed, weights, 0)
+    total = np.asarray(w, dtype=np.float64).sum(axis=0)
+    return (np.where(observed, scores, 0) * w).sum(axis=0, dtype=np.float64) / np.where(total > 0, total, 1)
 
 
 def normalise(x: np.ndarray) -> np.ndarray:

@@ -9,13 +9,17 @@ from the prompt's embedding, and an LLM's score is its mean score in each
 task weighted by them. A task mean is shrunk towards the LLM's overall mean
 with a prior worth ``prior`` prompts; tasks with fewer than ``min_task``
 training prompts are pooled into one. Without two such tasks the router
-scores every prompt by the LLMs' overall means: the best single LLM.
+scores every prompt by the LLMs' overall means: the best single LLM. With
+``logging_clip`` (a routing log) every record counts its clipped,
+self-normalised inverse logging propensity (:func:`recroute.logs.propensity_weights`)
+in the task means and the prior.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..data import RoutingData
+from ..logs import propensity_weights
 from .base import Queries, Router
 from .crossval import column_means, normalise
 
@@ -28,19 +32,22 @@ class TaskRouter(Router):
 
     trains_on_validation = True
 
-    def __init__(self, prior: float = 5.0, min_task: int = 10):
+    def __init__(self, prior: float = 5.0, min_task: int = 10, logging_clip: float | None = None):
         self.prior = prior
         self.min_task = min_task
+        self.logging_clip = logging_clip
 
     def _fit(self, train: RoutingData) -> None:
         tasks = _tasks(train.groups, train.n_prompts, self.min_task)
         self.tasks_, index = np.unique(tasks, return_inverse=True)
+        weights = None if self.logging_clip is None else propensity_weights(train, self.logging_clip)
         observed = ~np.isnan(train.scores)
+        w = observed if weights is None else np.where(observed, weights, 0)
         sums = np.zeros((len(self.tasks_), train.n_models))
         counts = np.zeros_like(sums)
-        np.add.at(sums, index, np.where(observed, train.scores, 0))
-        np.add.at(counts, index, observed)
-        self.task_scores_ = ((sums + self.prior * column_means(train.scores)) /
+        np.add.at(sums, index, np.where(observed, train.scores, 0) * w)
+        np.add.at(counts, index, w)
+        self.task_scores_ = ((sums + self.prior * column_means(train.scores, weights)) /
                              np.maximum(counts + self.prior, 1e-12)).astype(np.float32)
         x = normalise(train.embeddings)
         self.coef_ = np.zeros((len(self.tasks_), x.shape[1]), dtype=np.float32)

@@ -21,7 +21,7 @@ from ..data import RoutingData
 from ..errors import RecrouteError
 from ..logs import propensity_weights
 from .base import Queries, Router
-from .crossval import column_means, fold_ids, normalise, routed_mean
+from .crossval import fold_ids, normalise, routed_mean, shrunk_means
 
 
 class ClusterRouter(Router):
@@ -47,7 +47,7 @@ class ClusterRouter(Router):
         weights = None if self.logging_clip is None else propensity_weights(train, self.logging_clip)
         self.k_ = np.array(self.k if self.k is not None else self._choose_k(x, train.scores, weights), dtype=np.int64)
         self.centroids_ = self._kmeans(x, int(self.k_), self.restarts)
-        self.cluster_scores_ = self._cluster_means(_nearest(self.centroids_, x), train.scores, int(self.k_), weights)
+        self.cluster_scores_ = shrunk_means(_nearest(self.centroids_, x), train.scores, int(self.k_), self.prior, weights)
         self._restore({})
 
     def _choose_k(self, x: np.ndarray, scores: np.ndarray, weights: np.ndarray | None) -> int:
@@ -59,8 +59,8 @@ class ClusterRouter(Router):
             assignment = _nearest(self._kmeans(x, k, restarts=1), x)  # one run suffices to compare k
             for fold in range(self.folds):
                 fit_rows, held = folds != fold, folds == fold
-                means = self._cluster_means(assignment[fit_rows], scores[fit_rows], k,
-                                            None if weights is None else weights[fit_rows])
+                means = shrunk_means(assignment[fit_rows], scores[fit_rows], k, self.prior,
+                                     None if weights is None else weights[fit_rows])
                 value[i] += routed_mean(scores[held], np.argmax(means[assignment[held]], axis=1)) * held.sum()
         return grid[int(np.argmax(value))]
 
@@ -75,19 +75,6 @@ class ClusterRouter(Router):
                               spherical=True, max_points_per_centroid=100_000, min_points_per_centroid=1)
         kmeans.train(x)
         return normalise(kmeans.centroids)
-
-    def _cluster_means(self, assignment: np.ndarray, scores: np.ndarray, k: int,
-                       weights: np.ndarray | None = None) -> np.ndarray:
-        """Each cluster's per-LLM (record-``weights``-ed) mean score shrunk towards the LLM's mean over all
-        the given prompts."""
-        observed = ~np.isnan(scores)
-        w = observed if weights is None else np.where(observed, weights, 0)
-        sums = np.zeros((k, scores.shape[1]))
-        counts = np.zeros((k, scores.shape[1]))
-        np.add.at(sums, assignment, np.where(observed, scores, 0) * w)
-        np.add.at(counts, assignment, w)
-        means = (sums + self.prior * column_means(scores, weights)) / np.maximum(counts + self.prior, 1e-12)
-        return means.astype(np.float32)
 
     def chosen_params(self) -> dict:
         """The hyperparameters with the cross-validated k fixed: refitting with them skips the search."""

@@ -21,7 +21,7 @@ import numpy as np
 from ..data import RoutingData
 from ..logs import propensity_weights
 from .base import Queries, Router
-from .crossval import column_means, normalise
+from .crossval import normalise, shrunk_means
 
 #: The name of the task that pools the rare ones (and of the only one, when the data names none).
 POOLED = "<other>"
@@ -41,14 +41,7 @@ class TaskRouter(Router):
         tasks = _tasks(train.groups, train.n_prompts, self.min_task)
         self.tasks_, index = np.unique(tasks, return_inverse=True)
         weights = None if self.logging_clip is None else propensity_weights(train, self.logging_clip)
-        observed = ~np.isnan(train.scores)
-        w = observed if weights is None else np.where(observed, weights, 0)
-        sums = np.zeros((len(self.tasks_), train.n_models))
-        counts = np.zeros_like(sums)
-        np.add.at(sums, index, np.where(observed, train.scores, 0) * w)
-        np.add.at(counts, index, w)
-        self.task_scores_ = ((sums + self.prior * column_means(train.scores, weights)) /
-                             np.maximum(counts + self.prior, 1e-12)).astype(np.float32)
+        self.task_scores_ = shrunk_means(index, train.scores, len(self.tasks_), self.prior, weights)
         x = normalise(train.embeddings)
         self.coef_ = np.zeros((len(self.tasks_), x.shape[1]), dtype=np.float32)
         self.intercept_ = np.zeros(len(self.tasks_), dtype=np.float32)

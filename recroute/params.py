@@ -68,7 +68,7 @@ LOGGING_CLIP = Param(float, 1.0, 1e12, optional=True)
 NEIGHBOURS = Param(int, 1, 100_000)
 FOLDS = Param(int, 2, 10_000)  # cross-validation
 #: What ``auto`` may stack: the learned routers that can be saved, itself excepted.
-STACKABLE = ("cluster", "knnreg", "ridge", "knn", "linear", "mlp", "als", "bpr", "lightfm", "bilinear")
+STACKABLE = ("cluster", "knnreg", "ridge", "task", "knn", "linear", "mlp", "als", "bpr", "lightfm", "bilinear")
 
 PARAMS: dict[str, dict[str, Param]] = {
     "oracle": {},
@@ -103,6 +103,7 @@ PARAMS: dict[str, dict[str, Param]] = {
                "folds": FOLDS, "seed": SEED, "logging_clip": LOGGING_CLIP},
     "ridge": {"alphas": Param(tuple, sequence_of=Param(float, 1e-12, 1e12)),  # RidgeCV needs alphas above 0
               "logging_clip": LOGGING_CLIP},
+    "task": {"prior": PENALTY, "min_task": Param(int, 1, 1_000_000_000), "logging_clip": LOGGING_CLIP},
     "auto": {"candidates": Param(tuple, sequence_of=Param(str, choices=STACKABLE)), "folds": FOLDS,
              "confidence": Param(float, 0.0, 1_000.0), "seed": SEED, "logging_clip": LOGGING_CLIP},
 }

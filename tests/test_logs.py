@@ -147,6 +147,7 @@ def _hard_prompts_sent_to_one_llm(n=4000, seed=0):
 
 @pytest.mark.parametrize("name, params, link", [
     ("knn", {"k": 1000}, None), ("knnreg", {"k": 1000}, None), ("cluster", {"k": 1}, None), ("ridge", {}, None),
+    ("task", {}, None),
     ("mlp", {"epochs": 30}, None), ("bilinear", {"factors": 4, "epochs": 200}, "logit"),
     ("lightfm", {"factors": 4, "loss": "logistic"}, "rank"), ("auto", {"candidates": ["cluster"], "folds": 2}, None),
 ])

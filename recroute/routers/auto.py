@@ -41,7 +41,9 @@ MARGIN_QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9)
 class AutoRouter(Router):
     """Cross-validated choice and stack of score-predicting routers, falling back to the best single LLM."""
 
-    def __init__(self, candidates: tuple[str, ...] = ("cluster", "knnreg", "ridge"), folds: int = 5,
+    trains_on_validation = True
+
+    def __init__(self, candidates: tuple[str, ...] = ("cluster", "knnreg", "ridge", "task"), folds: int = 5,
                  confidence: float = 3.0, seed: int = 0, logging_clip: float | None = None):
         self.candidates = tuple(candidates)  # a manifest's JSON gives a list back
         self.folds = folds

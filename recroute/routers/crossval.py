@@ -40,3 +40,16 @@ def normalise(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length, float32 and contiguous, as FAISS wants them."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def shrunk_means(assignment: np.ndarray, scores: np.ndarray, k: int, prior: float,
+                 weights: np.ndarray | None = None) -> np.ndarray:
+    """Each of k groups' per-LLM mean observed score (record-``weights``-ed if given), shrunk towards the
+    LLM's mean over all the given prompts with a prior worth ``prior`` prompts: shape (k, LLMs), float32."""
+    observed = ~np.isnan(scores)
+    w = observed if weights is None else np.where(observed, weights, 0)
+    sums = np.zeros((k, scores.shape[1]))
+    counts = np.zeros((k, scores.shape[1]))
+    np.add.at(sums, assignment, np.where(observed, scores, 0) * w)
+    np.add.at(counts, assignment, w)
+    return ((sums + prior * column_means(scores, weights)) / np.maximum(counts + prior, 1e-12)).astype(np.float32)

@@ -25,6 +25,8 @@ class KNNRegressionRouter(Router):
     k is chosen from ``k_grid`` by K-fold cross-validation of the routed score.
     """
 
+    trains_on_validation = True
+
     def __init__(self, k: int | None = None, k_grid: tuple[int, ...] = (5, 10, 20, 50, 100, 200, 400),
                  folds: int = 5, seed: int = 0, logging_clip: float | None = None):
         self.k = k
@@ -113,6 +115,8 @@ class RidgeRouter(Router):
     Each LLM's penalty is chosen from ``alphas`` by sklearn's efficient
     leave-one-out cross-validation on the training prompts.
     """
+
+    trains_on_validation = True
 
     def __init__(self, alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0), logging_clip: float | None = None):
         self.alphas = tuple(alphas)  # a manifest's JSON gives a list back

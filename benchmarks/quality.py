@@ -2,14 +2,18 @@
 
     nice -n 15 python benchmarks/quality.py run [--routers A,B,...] [DATASET ...]   # slow: docs/results/quality_<dataset>.json
     python benchmarks/quality.py report                         # table on stdout, docs/quality_gap_closed.png
+    python benchmarks/quality.py task-bound                     # V_B of routing by each test prompt's true task
 
-``run`` evaluates every router on pools of 3 and 5 LLMs (RouterEval's three
+``run`` evaluates every router (or those named) on pools of 3 and 5 LLMs (RouterEval's three
 groups) and seeds 42, 43, 44, reusing the rows of routers that
 ``benchmarks/eval_bundled.sh`` already measured on the same protocol
 (``docs/results/eval_<dataset>.json``); ``report`` gives, per dataset and router, the
 mean V_B, the share of the best-single → oracle gap it closes,
 (V_B − 1)/(V_B(oracle) − 1), and the selection entropy, plus what ``auto``
-chose on each pool and seed.
+chose on each pool and seed. ``task-bound`` routes each test prompt to its
+pool's best LLM, on the training prompts, of the prompt's *true* task (its
+group): what knowing the task alone is worth, a bound the ``task`` router
+approaches as far as the embeddings tell tasks apart.
 """
 from __future__ import annotations
 
@@ -22,30 +26,34 @@ from pathlib import Path
 import numpy as np
 
 from recroute.datasets import load_dataset
-from recroute.protocol import evaluate, summarize, with_embeddings
+from recroute import metrics
+from recroute.protocol import POOL_GROUPS, evaluate, routereval_pools, routereval_split, summarize, with_embeddings
 from recroute.report import format_table
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 RESULTS = DOCS / "results"
 DATASETS = ("routerbench", "llmrouter", "routerdc")
 ROUTERS = ("oracle", "random", "bsm", "knn", "linear", "mlp", "als", "bpr", "lightfm", "bilinear", "cluster", "knnreg",
-           "ridge", "auto")
+           "ridge", "task", "auto")
 SEEDS = (42, 43, 44)
 
 
 def run(datasets, routers=ROUTERS) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name in datasets:
-        measured = RESULTS / f"eval_{name}.json"
+        measured, out = RESULTS / f"eval_{name}.json", RESULTS / f"quality_{name}.json"
         reused = [r for r in json.loads(measured.read_text()) if r["router"] in routers and r["seed"] in SEEDS
                   and r["m"] in (3, 5) and r.get("protocol") == "routereval"] if measured.exists() else []
+        # the other routers' rows stay as they were measured: a run of some routers replaces only theirs
+        kept = [r for r in json.loads(out.read_text()) if r["router"] not in routers] if out.exists() else []
         todo = [r for r in routers if r not in {row["router"] for row in reused}]
         data = with_embeddings(load_dataset(name))
         start = time.time()
-        rows = reused + evaluate(data, todo, pool_sizes=(3, 5), seeds=SEEDS,
+        rows = kept + reused + evaluate(data, todo, pool_sizes=(3, 5), seeds=SEEDS,
                         progress=lambda done, total, what: print(f"{name} {done}/{total} {what} "
                                                                  f"{time.time() - start:.0f}s", flush=True))
-        (RESULTS / f"quality_{name}.json").write_text(json.dumps(rows, indent=0, default=str) + "\n")
+        rows.sort(key=lambda r: ROUTERS.index(r["router"]) if r["router"] in ROUTERS else len(ROUTERS))
+        out.write_text(json.dumps(rows, indent=0, default=str) + "\n")
 
 
 def report() -> None:
@@ -75,6 +83,28 @@ def report() -> None:
         print(f"auto closes {np.mean(list(gaps['auto'].values())):.1%} of the gap on average over {len(names)} datasets")
 
 
+def task_bound() -> None:
+    """Mean V_B and gap closed of routing each test prompt by its true task (training prompts' per-task means)."""
+    lines = []
+    for name in DATASETS:
+        data = load_dataset(name)
+        pools, _ = routereval_pools(data.scores, (3, 5), POOL_GROUPS)
+        bound, oracle = [], []
+        for seed in SEEDS:
+            split = routereval_split(data, seed)
+            for _, _, pool in pools:
+                train, test = split.train.subset(models=pool), split.test.subset(models=pool)
+                test = test.subset(prompts=~np.isnan(test.scores).any(axis=1))
+                overall = np.nanmean(train.scores, axis=0)
+                choice = np.array([np.nanargmax(np.nanmean(train.scores[train.groups == g], axis=0))
+                                   if (train.groups == g).any() else np.nanargmax(overall) for g in test.groups])
+                bound.append(metrics.vb(test.scores, choice))
+                oracle.append(metrics.vb(test.scores, np.nanargmax(test.scores, axis=1)))
+        vb, top = float(np.mean(bound)), float(np.mean(oracle))
+        lines.append([name, f"{vb:.3f}", f"{top:.3f}", f"{(vb - 1) / (top - 1):.0%}"])
+    print(format_table(["dataset", "true-task routing: V_B", "oracle V_B", "gap closed"], lines))
+
+
 def _figure(routers, datasets, gaps) -> None:
     import matplotlib
 
@@ -98,7 +128,9 @@ def _figure(routers, datasets, gaps) -> None:
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:] or ["report"]
-    if command != "run":
+    if command == "task-bound":
+        task_bound()
+    elif command != "run":
         report()
     elif args[:1] == ["--routers"]:
         run(args[2:] or DATASETS, args[1].split(","))

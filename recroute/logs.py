@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -74,10 +75,24 @@ def inclusion_probabilities(policy: np.ndarray, k: int) -> np.ndarray:
     return lam
 
 
+def complete_prompts(data: RoutingData) -> tuple[RoutingData, int]:
+    """The prompts with an outcome from every LLM of ``data``, and how many others were left out.
+
+    A log can only be simulated where the policy's every choice has an outcome;
+    refused in one sentence when no prompt has them all.
+    """
+    complete = data.observed.all(axis=1)
+    if not complete.any():
+        raise RecrouteError(f"{data.source}: no prompt has an outcome from each of the {data.n_models} LLMs, so no "
+                            "log can be simulated; choose a pool (--pool) whose outcomes the data holds.")
+    skipped = int((~complete).sum())
+    return (data.subset(prompts=complete) if skipped else data), skipped
+
+
 def simulate_logs(data: RoutingData, policy: np.ndarray, k: int, seed: int = 0) -> RoutingData:
     """The log ``policy`` would have produced on ``data``: ``k`` outcomes per prompt, with propensities.
 
-    ``data`` must hold every outcome the policy can choose (a dense matrix).
+    ``data`` must hold every outcome the policy can choose (a dense matrix: see :func:`complete_prompts`).
     """
     if not data.observed.all():
         raise RecrouteError(f"{data.source}: simulating a log needs every outcome of the pool, but "
@@ -92,9 +107,8 @@ def simulate_logs(data: RoutingData, policy: np.ndarray, k: int, seed: int = 0) 
         edges = np.concatenate([[0.0], np.cumsum(lam[i, order[i]])])
         hit = np.searchsorted(edges, start[i] + np.arange(k), side="right") - 1
         logged[i, order[i, np.minimum(hit, m - 1)]] = True
-    return RoutingData(
-        scores=np.where(logged, data.scores, np.nan), prompt_ids=data.prompt_ids, models=data.models,
-        prompts=data.prompts, groups=data.groups, splits=data.splits,
+    return replace(  # the same prompts (texts, embeddings, groups), LLMs and prices; only the records thinned
+        data, scores=np.where(logged, data.scores, np.nan),
         cost=None if data.cost is None else np.where(logged, data.cost, np.nan),
         propensity=np.where(logged, lam, np.nan), source=f"log of {data.source}",
     )

@@ -68,14 +68,14 @@ LOGGING_CLIP = Param(float, 1.0, 1e12, optional=True)
 NEIGHBOURS = Param(int, 1, 100_000)
 FOLDS = Param(int, 2, 10_000)  # cross-validation
 #: What ``auto`` may stack: the learned routers that can be saved, itself excepted.
-STACKABLE = ("cluster", "knnreg", "ridge", "knn", "linear", "mlp", "als", "bpr", "lightfm", "bilinear")
+STACKABLE = ("cluster", "knnreg", "ridge", "task", "knn", "linear", "mlp", "als", "bpr", "lightfm", "bilinear")
 
 PARAMS: dict[str, dict[str, Param]] = {
     "oracle": {},
     "random": {"seed": SEED},
     "bsm": {},
     "ro": {"p": Param(float, 0.0, 1.0), "seed": SEED},
-    "knn": {"k": NEIGHBOURS, "debias_clip": DEBIAS_CLIP},
+    "knn": {"k": NEIGHBOURS, "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
     "linear": {"epochs": STEPS, "batch_size": Param(int, 1, 10_000_000), "lr": RATE, "weight_decay": PENALTY,
                "seed": SEED, "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
     "mlp": {"hidden": Param(int, 1, 65_536), "dropout": Param(float, 0.0, 1.0, below_high=True), "epochs": STEPS,
@@ -93,17 +93,19 @@ PARAMS: dict[str, dict[str, Param]] = {
             "cold_start": Param(str, choices=("ridge", "knn", "mlp")), "seed": SEED, "debias_clip": DEBIAS_CLIP},
     "lightfm": {"factors": FACTORS, "loss": Param(str, choices=("warp", "logistic")), "epochs": STEPS,
                 "learning_rate": RATE, "user_alpha": PENALTY, "item_alpha": PENALTY, "seed": SEED,
-                "debias_clip": DEBIAS_CLIP},
+                "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
     "bilinear": {"factors": FACTORS, "weight_decay": PENALTY, "epochs": STEPS, "lr": RATE, "seed": SEED,
-                 "debias_clip": DEBIAS_CLIP},
+                 "debias_clip": DEBIAS_CLIP, "logging_clip": LOGGING_CLIP},
     "cluster": {"k": Param(int, 1, 100_000, optional=True), "k_grid": Param(tuple, sequence_of=Param(int, 1, 100_000)),
                 "min_cluster": Param(int, 0, 1_000_000), "prior": PENALTY, "folds": FOLDS, "niter": STEPS,
-                "restarts": Param(int, 1, 1_000), "seed": SEED},
+                "restarts": Param(int, 1, 1_000), "seed": SEED, "logging_clip": LOGGING_CLIP},
     "knnreg": {"k": Param(int, 1, 100_000, optional=True), "k_grid": Param(tuple, sequence_of=NEIGHBOURS),
-               "folds": FOLDS, "seed": SEED},
-    "ridge": {"alphas": Param(tuple, sequence_of=Param(float, 1e-12, 1e12))},  # RidgeCV needs alphas above 0
+               "folds": FOLDS, "seed": SEED, "logging_clip": LOGGING_CLIP},
+    "ridge": {"alphas": Param(tuple, sequence_of=Param(float, 1e-12, 1e12)),  # RidgeCV needs alphas above 0
+              "logging_clip": LOGGING_CLIP},
+    "task": {"prior": PENALTY, "min_task": Param(int, 1, 1_000_000_000), "logging_clip": LOGGING_CLIP},
     "auto": {"candidates": Param(tuple, sequence_of=Param(str, choices=STACKABLE)), "folds": FOLDS,
-             "confidence": Param(float, 0.0, 1_000.0), "seed": SEED},
+             "confidence": Param(float, 0.0, 1_000.0), "seed": SEED, "logging_clip": LOGGING_CLIP},
 }
 
 

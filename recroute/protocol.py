@@ -341,8 +341,14 @@ def fit_tuned(factory: Callable[[], Router], train: RoutingData, val: RoutingDat
     A setting is judged by ``objective(scores, truth)`` on ``val``'s prompts
     (those observed for every one of ``models``), by default μ of routing to
     the best-scored LLM; ties keep the earlier setting. Without a grid (or
-    validation prompts) this is a plain fit.
+    validation prompts) this is a plain fit. A router that chooses its own
+    settings on its training prompts (``trains_on_validation``) fits on the
+    training and validation prompts together: for it they are all training
+    prompts, and only the test prompts judge.
     """
+    if factory().trains_on_validation and val.n_prompts:
+        both = RoutingData.concat([train, val.subset(models=list(train.models))], train.source)
+        return _seeded(factory(), seed).fit(both)
     val = val.subset(prompts=_judged(val, val.model_index(list(models))), models=list(models))
     grid = getattr(factory(), "param_grid", None) if tune and val.n_prompts else None
     if not grid:

@@ -231,3 +231,26 @@ def test_protocol_with_nothing_to_evaluate_says_why():
 def test_unknown_protocol_is_refused():
     with pytest.raises(RecrouteError, match="unknown protocol 'paper'"):
         evaluate(clustered(), ["oracle"], pool_sizes=[3], protocol="paper")
+
+
+def test_routers_that_cross_validate_themselves_train_on_the_validation_prompts_too():
+    """Under the protocol a router that chooses nothing on validation prompts (``trains_on_validation``) gets
+    them as training prompts; the others are fitted on the training prompts alone. The test prompts never."""
+    from recroute.routers import BestSingleRouter
+
+    seen = {}
+
+    class Spy(BestSingleRouter):
+        def _fit(self, train):
+            seen.setdefault(type(self).trains_on_validation, set()).update(train.prompt_ids.tolist())
+            super()._fit(train)
+
+    class SelfValidating(Spy):
+        trains_on_validation = True
+
+    data = clustered()
+    evaluate(data, {"spy": Spy, "self": SelfValidating}, pool_sizes=[3], groups=["all_weak"], seeds=[42])
+    split = routereval_split(data, 42)
+    assert seen[False] == set(split.train.prompt_ids)
+    assert seen[True] == set(split.train.prompt_ids) | set(split.val.prompt_ids)
+    assert not seen[True] & set(split.test.prompt_ids)

@@ -161,7 +161,7 @@ def test_make_router():
     assert isinstance(make_router("knn", k=7), KNNRouter) and make_router("knn", k=7).k == 7
     assert make_router("random").get_params() == {"seed": 0}
     assert set(ROUTERS) == {"oracle", "random", "bsm", "ro", "knn", "linear", "mlp", "als", "bpr", "lightfm", "bilinear",
-                            "cluster", "knnreg", "ridge", "auto", "spark-als"}
+                            "cluster", "knnreg", "ridge", "task", "auto", "spark-als"}
     with pytest.raises(RecrouteError, match="'nope'"):
         make_router("nope")
     with pytest.raises(RecrouteError, match="'knn'"):

@@ -1,4 +1,4 @@
-"""cluster, knnreg, ridge and auto on synthetic worlds whose right answers are known."""
+"""cluster, knnreg, ridge, task and auto on synthetic worlds whose right answers are known."""
 from __future__ import annotations
 
 import shutil
@@ -12,22 +12,24 @@ from recroute.errors import RecrouteError
 from recroute.params import PARAMS
 from recroute.routers import (
     ROUTERS, AutoRouter, BestSingleRouter, ClusterRouter, KNNRegressionRouter, Queries, RidgeRouter, Router,
-    make_router,
+    TaskRouter, make_router,
 )
 from recroute.store import ARRAYS, load_router, save_router
 
 
-def make_data(scores, embeddings, prefix="p") -> RoutingData:
+def make_data(scores, embeddings, prefix="p", groups=None) -> RoutingData:
     scores = np.asarray(scores, dtype=np.float32)
     return RoutingData(scores=scores, prompt_ids=np.array([f"{prefix}{i}" for i in range(len(scores))]),
                        models=np.array([f"llm{j}" for j in range(scores.shape[1])]),
-                       embeddings=np.asarray(embeddings, dtype=np.float32), source="synthetic")
+                       embeddings=np.asarray(embeddings, dtype=np.float32), source="synthetic",
+                       groups=None if groups is None else np.asarray(groups, dtype=str))
 
 
 def blob_world(n=1200, m=4, seed=3, prefix="p", learnable=True) -> RoutingData:
     """Prompts in m well-separated blobs; in blob c LLM c answers 90% of prompts and the others 30%,
     except LLM 0, which answers 45% everywhere else, so it is the best single LLM. Without
-    ``learnable`` each prompt's outcomes are drawn from another prompt's blob: nothing to learn."""
+    ``learnable`` each prompt's outcomes are drawn from another prompt's blob: nothing to learn.
+    Each prompt's group (its task) is its blob's name."""
     rng = np.random.default_rng(seed)
     blob = rng.integers(m, size=n)
     centres = np.eye(m, 16) * 4
@@ -36,7 +38,7 @@ def blob_world(n=1200, m=4, seed=3, prefix="p", learnable=True) -> RoutingData:
     p = np.full((n, m), 0.3)
     p[:, 0] = 0.45
     p[np.arange(n), outcome_blob] = 0.9
-    return make_data((rng.random((n, m)) < p).astype(np.float32), embeddings, prefix)
+    return make_data((rng.random((n, m)) < p).astype(np.float32), embeddings, prefix, [f"blob{b}" for b in blob])
 
 
 def routed_mu(router: Router, data: RoutingData) -> float:
@@ -68,6 +70,53 @@ def test_one_cluster_routes_like_the_best_single_llm():
     train = blob_world()
     router = ClusterRouter(k=1).fit(train)
     assert np.array_equal(router.route(Queries.of(train)), BestSingleRouter().fit(train).route(Queries.of(train)))
+
+
+# -- task ----------------------------------------------------------------------
+def test_task_scores_are_each_tasks_shrunk_means_weighted_by_its_predicted_probability():
+    # two far-apart tasks: in "a" (3 prompts) LLM 0 scores 1 and LLM 1 scores 0; in "b" (2 prompts) the reverse
+    rng = np.random.default_rng(0)
+    embeddings = np.repeat([[1.0, 0.0], [0.0, 1.0]], [3, 2], axis=0) + rng.normal(scale=0.01, size=(5, 2))
+    data = make_data([[1, 0]] * 3 + [[0, 1]] * 2, embeddings, groups=["a"] * 3 + ["b"] * 2)
+    router = TaskRouter(prior=2.0, min_task=1).fit(data)
+    global_mean = np.array([0.6, 0.4])
+    np.testing.assert_allclose(router.task_scores_, [(np.array([3, 0]) + 2 * global_mean) / 5,
+                                                     (np.array([0, 2]) + 2 * global_mean) / 4], atol=1e-6)
+    probabilities = router.task_probabilities(Queries.of(data))
+    assert list(router.tasks_) == ["a", "b"] and (probabilities.argmax(axis=1) == [0, 0, 0, 1, 1]).all()
+    np.testing.assert_allclose(router.score(Queries.of(data)), probabilities @ router.task_scores_, atol=1e-6)
+
+
+def test_task_probabilities_are_sklearns_lda_posteriors_for_two_tasks_and_for_more():
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    for m in (2, 4):
+        train = blob_world(n=300, m=m)
+        router = TaskRouter(min_task=1).fit(train)
+        lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(
+            train.embeddings / np.linalg.norm(train.embeddings, axis=1, keepdims=True), train.groups)
+        test = blob_world(n=50, m=m, seed=4, prefix="t")
+        expected = lda.predict_proba(test.embeddings / np.linalg.norm(test.embeddings, axis=1, keepdims=True))
+        np.testing.assert_allclose(router.task_probabilities(Queries.of(test)), expected, atol=1e-4)
+
+
+def test_task_router_sends_each_tasks_new_prompts_to_its_best_llm():
+    train, test = blob_world(), blob_world(n=400, seed=4, prefix="t")
+    best_single = routed_mu(BestSingleRouter().fit(train), test)
+    assert routed_mu(TaskRouter().fit(train), test) > best_single + 0.3
+
+
+def test_rare_tasks_are_pooled_and_without_two_tasks_the_task_router_is_the_best_single_llm():
+    train = blob_world(n=600)
+    groups = train.groups.copy()
+    groups[:5] = [f"once{i}" for i in range(5)]  # five tasks of one prompt each
+    pooled = TaskRouter(min_task=2).fit(make_data(train.scores, train.embeddings, groups=groups))
+    assert sorted(pooled.tasks_) == ["<other>", "blob0", "blob1", "blob2", "blob3"]
+    queries = Queries.of(train)
+    for groups in (None, ["same"] * 600, [f"p{i}" for i in range(600)]):  # no task, one task, every task rare
+        router = TaskRouter().fit(make_data(train.scores, train.embeddings, groups=groups))
+        assert len(router.tasks_) == 1
+        assert np.array_equal(router.route(queries), BestSingleRouter().fit(train).route(queries))
 
 
 # -- knn regression ----------------------------------------------------------
@@ -171,7 +220,7 @@ def test_auto_refuses_itself_as_a_candidate():
         AutoRouter(candidates=("auto",)).fit(blob_world(n=100))
 
 
-@pytest.mark.parametrize("name", ["cluster", "knnreg", "ridge", "auto"])
+@pytest.mark.parametrize("name", ["cluster", "knnreg", "ridge", "task", "auto"])
 def test_saved_routers_serve_the_same_scores(tmp_path, name):
     train, test = blob_world(n=600), blob_world(n=50, seed=4, prefix="t")
     router = ROUTERS[name]().fit(train)
@@ -184,10 +233,12 @@ def test_saved_routers_serve_the_same_scores(tmp_path, name):
 
 
 @pytest.mark.parametrize("name, params", [
-    ("cluster", dict(k=None, k_grid=[1, 2, 4], min_cluster=0, prior=0.0, folds=2, niter=5, restarts=1, seed=7)),
-    ("knnreg", dict(k=3, k_grid=(5, 10), folds=3, seed=1)),
-    ("ridge", dict(alphas=[0.5, 2])),
-    ("auto", dict(candidates=["ridge", "als"], folds=3, confidence=0.0, seed=2)),
+    ("cluster", dict(k=None, k_grid=[1, 2, 4], min_cluster=0, prior=0.0, folds=2, niter=5, restarts=1, seed=7,
+                         logging_clip=5.0)),
+    ("knnreg", dict(k=3, k_grid=(5, 10), folds=3, seed=1, logging_clip=None)),
+    ("ridge", dict(alphas=[0.5, 2], logging_clip=20.0)),
+    ("task", dict(prior=0.0, min_task=3, logging_clip=4.0)),
+    ("auto", dict(candidates=["ridge", "als"], folds=3, confidence=0.0, seed=2, logging_clip=3.0)),
 ])
 def test_the_new_routers_hyperparameters_are_declared(name, params):
     router = make_router(name, **params)
@@ -202,6 +253,7 @@ def test_the_new_routers_hyperparameters_are_declared(name, params):
     ("knnreg", dict(k_grid=[5, 2.5]), "k_grid must be a non-empty list, each an integer"),
     ("knnreg", dict(folds=1), "folds must be an integer at least 2"),
     ("ridge", dict(alphas=[1.0, 0]), "alphas must be a non-empty list, each a number at least"),
+    ("task", dict(min_task=0), "min_task must be an integer at least 1"),
     ("auto", dict(candidates=["ridge", "auto"]), "candidates must be a non-empty list, each one of 'cluster'"),
     ("auto", dict(candidates="ridge"), "candidates must be a non-empty list"),
     ("auto", dict(confidence=float("nan")), "confidence must be a number"),
@@ -253,6 +305,8 @@ def test_an_auto_folder_holds_exactly_its_members_arrays(saved_auto, tmp_path, c
      "no clusters to route with"),
     ("cluster", lambda a: {k: v for k, v in a.items() if k != "cluster_scores_"}, "lacks the array 'cluster_scores_'"),
     ("ridge", lambda a: {**a, "intercept_": np.full_like(a["intercept_"], np.nan)}, "'intercept_' holds NaN"),
+    ("task", lambda a: {**a, "coef_": a["coef_"][:-1]}, "'coef_' has shape"),
+    ("task", lambda a: {**a, "tasks_": np.zeros(len(a["tasks_"]), dtype=np.float32)}, "'tasks_' has dtype"),
 ])
 def test_a_damaged_folder_of_a_new_router_is_refused(tmp_path, name, change, fragment):
     folder = save_router(ROUTERS[name]().fit(blob_world(n=600)), tmp_path / name, embedding_model="test")

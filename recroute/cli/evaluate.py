@@ -19,9 +19,9 @@ from .common import (_csv_list, _output_target, _progress, _with_embeddings, _wr
 @click.command("eval")
 @data_option
 @pickle_option
-@click.option("--routers", default="oracle,random,bsm,knn,linear,mlp,bilinear", show_default=True,
+@click.option("--routers", default="oracle,random,bsm,knn,linear,mlp,auto", show_default=True,
               help="Comma-separated routers: oracle, random, bsm, ro:P, knn, linear, mlp, als, spark-als (needs "
-                   "recroute[spark]), bpr, lightfm, bilinear.")
+                   "recroute[spark]), bpr, lightfm, bilinear, cluster, knnreg, ridge, task, auto.")
 @click.option("--pool-sizes", default="3,5,10,100,1000", show_default=True,
               help="Candidate pool sizes m (routereval: sizes the data cannot fill are skipped; ranked: sizes at "
                    "or above the number of LLMs mean the whole set).")

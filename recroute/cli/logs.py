@@ -22,13 +22,19 @@ from .common import _csv_list, _output_target, _write_json, data_option, pickle_
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", required=True, help="The .jsonl log to write (long records with a propensity each).")
 def simulate_logs_command(data_name, allow_pickle, policy_spec, pool, k, seed, out):
-    """Write the log a policy would have produced on a dense dataset, with exact propensities."""
-    from ..logs import explore, policy_probabilities, simulate_logs, write_long
+    """Write the log a policy would have produced on a dataset, with exact propensities.
+
+    Prompts that lack an outcome of some LLM in the pool are skipped (and counted on stderr)."""
+    from ..logs import complete_prompts, explore, policy_probabilities, simulate_logs, write_long
 
     _output_target(out, ".jsonl", inputs=[data_name])
     data = bundled.resolve(data_name, allow_pickle=allow_pickle)
     if pool:
         data = data.subset(models=_csv_list(pool))
+    data, skipped = complete_prompts(data)
+    if skipped:
+        click.echo(f"skipped {skipped} of {skipped + data.n_prompts} prompts that lack an outcome of some LLM in "
+                   "the pool", err=True)
     if policy_spec.startswith("router:"):
         from ..serve import load_router
 

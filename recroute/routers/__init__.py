@@ -14,6 +14,7 @@ from .hybrid import LightFMRouter
 from .reference import BestSingleRouter, OracleRouter, RandomRouter, ROracleRouter
 from .regression import KNNRegressionRouter, RidgeRouter
 from .spark_als import SparkALSRouter
+from .task import TaskRouter
 
 ROUTERS = {
     "oracle": OracleRouter,
@@ -31,6 +32,7 @@ ROUTERS = {
     "cluster": ClusterRouter,
     "knnreg": KNNRegressionRouter,
     "ridge": RidgeRouter,
+    "task": TaskRouter,
     "auto": AutoRouter,
 }
 
@@ -55,5 +57,5 @@ __all__ = [
     "Queries", "Router", "best_set_labels", "make_router", "ROUTERS",
     "OracleRouter", "ROracleRouter", "RandomRouter", "BestSingleRouter",
     "KNNRouter", "LinearRouter", "MLPRouter", "ALSRouter", "BPRRouter", "LightFMRouter", "BilinearRouter",
-    "ClusterRouter", "KNNRegressionRouter", "RidgeRouter", "AutoRouter", "SparkALSRouter",
+    "ClusterRouter", "KNNRegressionRouter", "RidgeRouter", "TaskRouter", "AutoRouter", "SparkALSRouter",
 ]

@@ -17,6 +17,11 @@ prompts, never on the prompts it is judged on:
    only if that gain exceeds ``confidence`` standard errors. Otherwise
    ``auto`` is the best single LLM: on data with nothing to learn it routes
    like it, not below it.
+
+With ``logging_clip`` (a routing log) each candidate gets the same
+``logging_clip``, and the best single LLM, the stack's intercepts and the
+out-of-fold gains weigh each logged record by its clipped, self-normalised
+inverse logging propensity (:func:`recroute.logs.propensity_weights`).
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from scipy.optimize import nnls
 
 from ..data import RoutingData
 from ..errors import RecrouteError
+from ..logs import propensity_weights
 from .base import Queries, Router
 from .crossval import column_means, fold_ids
 
@@ -35,12 +41,15 @@ MARGIN_QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9)
 class AutoRouter(Router):
     """Cross-validated choice and stack of score-predicting routers, falling back to the best single LLM."""
 
-    def __init__(self, candidates: tuple[str, ...] = ("cluster", "knnreg", "ridge"), folds: int = 5,
-                 confidence: float = 3.0, seed: int = 0):
+    trains_on_validation = True
+
+    def __init__(self, candidates: tuple[str, ...] = ("cluster", "knnreg", "ridge", "task"), folds: int = 5,
+                 confidence: float = 3.0, seed: int = 0, logging_clip: float | None = None):
         self.candidates = tuple(candidates)  # a manifest's JSON gives a list back
         self.folds = folds
         self.confidence = confidence
         self.seed = seed
+        self.logging_clip = logging_clip
 
     def _fit(self, train: RoutingData) -> None:
         from . import make_router
@@ -51,6 +60,8 @@ class AutoRouter(Router):
         for name in candidates:
             make_router(name)  # an unknown name fails before any fitting
         truth = train.scores
+        weights = (~np.isnan(truth)).astype(np.float32) if self.logging_clip is None else \
+            propensity_weights(train, self.logging_clip)  # 0 where unobserved
         # each candidate chooses its own settings (k, alpha) by its own cross-validation on all training
         # prompts once; the out-of-fold fits below reuse them rather than search again in every fold
         fitted = {name: self._member(name).fit(train) for name in candidates}
@@ -61,7 +72,7 @@ class AutoRouter(Router):
         for fold in range(self.folds):
             held = folds == fold
             rest = train.subset(prompts=~held)
-            fold_best[held] = int(np.argmax(column_means(rest.scores)))
+            fold_best[held] = int(np.argmax(column_means(rest.scores, weights[~held])))
             queries = Queries(embeddings=train.embeddings[held])
             for name in candidates:
                 predicted[name][held] = type(fitted[name])(**settled[name]).fit(rest).score(queries)
@@ -73,21 +84,21 @@ class AutoRouter(Router):
             stacked = np.zeros(truth.shape)
             for fold in range(self.folds):  # cross-fitted: a fold's stack weights come from the other folds
                 held = folds == fold
-                weights, bias = _stack(features[:, ~held], truth[~held])
-                stacked[held] = np.tensordot(weights, features[:, held], axes=1) + bias
-            margin, gain, spread, share = _best_margin(stacked, truth, fold_best)
+                stack, bias = _stack(features[:, ~held], truth[~held], weights[~held])
+                stacked[held] = np.tensordot(stack, features[:, held], axes=1) + bias
+            margin, gain, spread, share = _best_margin(stacked, truth, fold_best, weights)
             if best is None or gain > best[2]:
                 best = (members, margin, gain, spread, share)
         members, margin, gain, spread, share = best
         n = train.n_prompts
-        self.means_ = column_means(truth).astype(np.float32)
+        self.means_ = column_means(truth, weights).astype(np.float32)
         self.cv_ = np.array([gain, spread / np.sqrt(n), share])
         if not gain > self.confidence * spread / np.sqrt(n):
             members = ()
         self.members_ = np.array(members, dtype=str)
         self.margin_ = np.array(margin if members else 0.0)
         if members:
-            self.weights_, self.bias_ = _stack(np.stack([predicted[name] for name in members]), truth)
+            self.weights_, self.bias_ = _stack(np.stack([predicted[name] for name in members]), truth, weights)
         else:
             self.weights_, self.bias_ = np.zeros(0), self.means_.astype(np.float64)
         self.member_routers_ = [fitted[name] for name in members]
@@ -96,8 +107,9 @@ class AutoRouter(Router):
     def _member(self, name: str) -> Router:
         from . import make_router
 
-        router = make_router(name)
-        return router if "seed" not in router.get_params() else make_router(name, seed=self.seed)
+        params = make_router(name).get_params()
+        wanted = {"seed": self.seed, "logging_clip": getattr(self, "logging_clip", None)}
+        return make_router(name, **{key: value for key, value in wanted.items() if key in params})
 
     def _describe(self) -> None:
         """``chosen_``: what cross-validation chose, in words and numbers, for ``recroute fit`` and the manifest."""
@@ -159,12 +171,13 @@ class AutoRouter(Router):
         return scores
 
 
-def _stack(features: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _stack(features: np.ndarray, truth: np.ndarray, records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Non-negative weights (one per feature) and per-LLM intercepts mapping predictions to true scores.
 
     The weights are fitted on within-prompt differences (each prompt's mean
     over its observed cells removed from truth and predictions alike), the
-    intercepts as each LLM's mean residual; unobserved cells take no part.
+    intercepts as each LLM's mean residual, weighted by ``records`` (0 where
+    unobserved: those cells take no part).
     """
     observed = ~np.isnan(truth)
     counts = np.maximum(observed.sum(axis=1, keepdims=True), 1)
@@ -174,23 +187,26 @@ def _stack(features: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndar
     x_centred = (x - x.sum(axis=2, keepdims=True) / counts)[:, observed]
     weights, _ = nnls(x_centred.T, y_centred)
     residual = np.where(observed, truth - np.tensordot(weights, features, axes=1), 0)
-    bias = residual.sum(axis=0) / np.maximum(observed.sum(axis=0), 1)
+    total = (records * observed).sum(axis=0)
+    bias = (residual * records).sum(axis=0) / np.where(total > 0, total, 1)
     return weights, bias
 
 
-def _best_margin(stacked: np.ndarray, truth: np.ndarray, best_single: np.ndarray):
+def _best_margin(stacked: np.ndarray, truth: np.ndarray, best_single: np.ndarray, records: np.ndarray):
     """The margin (among quantiles of the predicted gains) whose routing gains most over ``best_single``.
 
-    Returns the margin, the mean per-prompt gain in true score, that gain's
-    standard deviation across prompts, and the share of prompts rerouted.
+    Returns the margin, the mean per-prompt gain in true score (each observed
+    record counted with its weight in ``records``, an unobserved one as 0),
+    that gain's standard deviation across prompts, and the share of prompts rerouted.
     """
     rows = np.arange(len(truth))
     predicted_gain = stacked.max(axis=1) - stacked[rows, best_single]
-    kept = np.nan_to_num(truth[rows, best_single])
+    value = np.nan_to_num(truth) * records
+    kept = value[rows, best_single]
     best = (np.inf, 0.0, 0.0, 0.0)
     for margin in np.unique(np.quantile(predicted_gain, MARGIN_QUANTILES)):
         choice = np.where(predicted_gain > margin, np.argmax(stacked, axis=1), best_single)
-        gain = np.nan_to_num(truth[rows, choice]) - kept
+        gain = value[rows, choice] - kept
         if gain.mean() > best[1]:
             best = (float(margin), float(gain.mean()), float(gain.std()), float((choice != best_single).mean()))
     return best

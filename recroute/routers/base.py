@@ -56,6 +56,9 @@ class Router(ABC):
     needs_embeddings = True
     #: True when the router can fit without embeddings and serve its training prompts by id alone.
     knows_prompts_by_id = False
+    #: True when the router chooses its own settings by cross-validation on its training prompts (or has
+    #: none to choose): an evaluation then gives it the validation prompts to train on as well.
+    trains_on_validation = False
 
     def fit(self, train: RoutingData) -> "Router":
         """Learn from the training prompts' outcomes over ``train.models``."""

@@ -5,10 +5,12 @@ the target is the multi-hot set of LLMs within 95% of its best score
 (:func:`best_set_labels`), and a new prompt's score for an LLM is the
 predicted probability that the LLM is in its best set. ``debias_clip``
 (every learned router has it) turns on inverse-propensity weights against
-popular LLMs; see :mod:`recroute.routers.debias`. On a routing log, linear
-and MLP learn from the logged cells alone (the loss is masked), and
-``logging_clip`` weights each record by its clipped, self-normalised inverse
-logging propensity (:func:`recroute.logs.propensity_weights`).
+popular LLMs; see :mod:`recroute.routers.debias`. On a routing log, kNN
+averages the logged labels alone and linear and MLP learn from the logged
+cells alone (the loss is masked), and ``logging_clip`` weights each record by
+its clipped, self-normalised inverse logging propensity
+(:func:`recroute.logs.propensity_weights`): in kNN's neighbour average, in
+linear's and MLP's loss.
 """
 from __future__ import annotations
 
@@ -28,15 +30,18 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 class KNNRouter(Router):
     """PRknn: the mean best-set label of the k most cosine-similar training prompts."""
 
-    def __init__(self, k: int = 5, debias_clip: float | None = None):
+    def __init__(self, k: int = 5, debias_clip: float | None = None, logging_clip: float | None = None):
         self.k = k
         self.debias_clip = debias_clip
+        self.logging_clip = logging_clip
 
     def _fit(self, train: RoutingData) -> None:
         self.embeddings_ = _normalise(train.embeddings)
         self.labels_ = best_set_labels(train.scores)
         if self.debias_clip is not None:  # a neighbour's vote for an LLM counts 1/propensity
             self.labels_ *= ips_weights(train.scores, self.debias_clip)
+        if self.logging_clip is not None:  # a logged record counts its inverse logging propensity
+            self.weights_ = propensity_weights(train, self.logging_clip)
         self._restore({})
 
     def _restore(self, arrays) -> None:
@@ -46,14 +51,17 @@ class KNNRouter(Router):
         self.index_.add(self.embeddings_)
 
     def array_shapes(self) -> dict[str, tuple[str, tuple]]:
-        return {**super().array_shapes(), "embeddings_": ("f", ("prompts", "d")), "labels_": ("F", ("prompts", "m"))}
+        return {**super().array_shapes(), "embeddings_": ("f", ("prompts", "d")), "labels_": ("F", ("prompts", "m")),
+                "weights_?": ("f", ("prompts", "m"))}
 
     def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
         k = min(self.k, self.index_.ntotal)
         _, neighbours = self.index_.search(_normalise(queries.embeddings), k)
         labels = self.labels_[:, columns][neighbours]  # (n, k, |pool|)
-        observed = ~np.isnan(labels)
-        return np.where(observed, labels, 0).sum(axis=1) / np.maximum(observed.sum(axis=1), 1)
+        weights = getattr(self, "weights_", None)
+        weights = ~np.isnan(labels) if weights is None else weights[:, columns][neighbours]  # 0 where unobserved
+        total = weights.sum(axis=1)
+        return (np.nan_to_num(labels) * weights).sum(axis=1) / np.where(total > 0, total, 1)
 
 
 class LinearRouter(Router):

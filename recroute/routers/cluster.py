@@ -7,6 +7,11 @@ mean over all prompts with a prior worth ``prior`` prompts. k is chosen by
 K-fold cross-validation on the training prompts, among the k that leave
 ``min_cluster`` prompts a cluster on average (FAISS asks for 39); the best of
 ``restarts`` k-means runs is kept, as one can land in a poor local optimum.
+k-means reads embeddings only, never scores, so cross-validation clusters all
+training prompts once per k and holds out only the cluster means.
+With ``logging_clip`` (a routing log) every record counts its clipped,
+self-normalised inverse logging propensity (:func:`recroute.logs.propensity_weights`)
+in the cluster means and the prior.
 """
 from __future__ import annotations
 
@@ -14,16 +19,19 @@ import numpy as np
 
 from ..data import RoutingData
 from ..errors import RecrouteError
+from ..logs import propensity_weights
 from .base import Queries, Router
-from .crossval import column_means, fold_ids, normalise, routed_mean
+from .crossval import fold_ids, normalise, routed_mean, shrunk_means
 
 
 class ClusterRouter(Router):
     """Each LLM's shrunk mean score in the prompt's k-means cluster."""
 
+    trains_on_validation = True
+
     def __init__(self, k: int | None = None, k_grid: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
                  min_cluster: int = 39, prior: float = 5.0, folds: int = 5, niter: int = 20, restarts: int = 3,
-                 seed: int = 0):
+                 seed: int = 0, logging_clip: float | None = None):
         self.k = k
         self.k_grid = tuple(k_grid)  # a manifest's JSON gives a list back
         self.min_cluster = min_cluster
@@ -32,50 +40,41 @@ class ClusterRouter(Router):
         self.niter = niter
         self.restarts = restarts
         self.seed = seed
+        self.logging_clip = logging_clip
 
     def _fit(self, train: RoutingData) -> None:
         x = normalise(train.embeddings)
-        self.k_ = np.array(self.k if self.k is not None else self._choose_k(x, train.scores), dtype=np.int64)
-        self.centroids_, self.cluster_scores_ = self._cluster_means(x, train.scores, int(self.k_))
+        weights = None if self.logging_clip is None else propensity_weights(train, self.logging_clip)
+        self.k_ = np.array(self.k if self.k is not None else self._choose_k(x, train.scores, weights), dtype=np.int64)
+        self.centroids_ = self._kmeans(x, int(self.k_), self.restarts)
+        self.cluster_scores_ = shrunk_means(_nearest(self.centroids_, x), train.scores, int(self.k_), self.prior, weights)
         self._restore({})
 
-    def _choose_k(self, x: np.ndarray, scores: np.ndarray) -> int:
+    def _choose_k(self, x: np.ndarray, scores: np.ndarray, weights: np.ndarray | None) -> int:
         """The k of ``k_grid`` whose clusters route held-out folds best (the smaller k among ties)."""
         grid = sorted({int(k) for k in self.k_grid if 1 <= k <= len(x) // max(self.min_cluster, 1)}) or [1]
         folds = fold_ids(len(x), self.folds, self.seed)
         value = np.zeros(len(grid))
-        for fold in range(self.folds):
-            fit_rows, held = folds != fold, folds == fold
-            for i, k in enumerate(grid):
-                centroids, means = self._cluster_means(x[fit_rows], scores[fit_rows], k, restarts=1)
-                predicted = means[_nearest(centroids, x[held])]
-                value[i] += routed_mean(scores[held], np.argmax(predicted, axis=1)) * held.sum()
+        for i, k in enumerate(grid):
+            assignment = _nearest(self._kmeans(x, k, restarts=1), x)  # one run suffices to compare k
+            for fold in range(self.folds):
+                fit_rows, held = folds != fold, folds == fold
+                means = shrunk_means(assignment[fit_rows], scores[fit_rows], k, self.prior,
+                                     None if weights is None else weights[fit_rows])
+                value[i] += routed_mean(scores[held], np.argmax(means[assignment[held]], axis=1)) * held.sum()
         return grid[int(np.argmax(value))]
 
-    def _cluster_means(self, x: np.ndarray, scores: np.ndarray, k: int, restarts: int | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """k-means centroids and each cluster's per-LLM mean shrunk towards the global one
-        (``restarts`` k-means runs, by default the router's; one suffices to compare k across folds)."""
+    def _kmeans(self, x: np.ndarray, k: int, restarts: int) -> np.ndarray:
+        """Unit-length k-means centroids of the prompts (the best of ``restarts`` runs)."""
         import faiss
 
         if k == 1:
-            centroids = x.mean(axis=0, keepdims=True)
-        else:
-            # the k grid already keeps min_cluster prompts per cluster; faiss's own floor (39) only warns
-            kmeans = faiss.Kmeans(x.shape[1], k, niter=self.niter, nredo=restarts or self.restarts, seed=self.seed,
-                                  spherical=True, max_points_per_centroid=100_000, min_points_per_centroid=1)
-            kmeans.train(x)
-            centroids = kmeans.centroids
-        centroids = normalise(centroids)
-        assignment = _nearest(centroids, x)
-        observed = ~np.isnan(scores)
-        sums = np.zeros((k, scores.shape[1]))
-        counts = np.zeros((k, scores.shape[1]))
-        np.add.at(sums, assignment, np.where(observed, scores, 0))
-        np.add.at(counts, assignment, observed)
-        prior_mean = column_means(scores)
-        means = (sums + self.prior * prior_mean) / np.maximum(counts + self.prior, 1e-12)
-        return centroids, means.astype(np.float32)
+            return normalise(x.mean(axis=0, keepdims=True))
+        # the k grid already keeps min_cluster prompts per cluster; faiss's own floor (39) only warns
+        kmeans = faiss.Kmeans(x.shape[1], k, niter=self.niter, nredo=restarts, seed=self.seed,
+                              spherical=True, max_points_per_centroid=100_000, min_points_per_centroid=1)
+        kmeans.train(x)
+        return normalise(kmeans.centroids)
 
     def chosen_params(self) -> dict:
         """The hyperparameters with the cross-validated k fixed: refitting with them skips the search."""

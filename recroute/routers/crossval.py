@@ -27,13 +27,29 @@ def routed_mean(truth: np.ndarray, choice: np.ndarray) -> float:
     return float(picked.mean(dtype=np.float64)) if picked.size else -np.inf
 
 
-def column_means(scores: np.ndarray) -> np.ndarray:
-    """Each LLM's mean observed score (0 for an LLM never observed)."""
+def column_means(scores: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Each LLM's mean observed score (0 for an LLM never observed), weighted by ``weights`` per cell if given
+    (:func:`recroute.logs.propensity_weights`, 0 where unobserved)."""
     observed = ~np.isnan(scores)
-    return np.where(observed, scores, 0).sum(axis=0, dtype=np.float64) / np.maximum(observed.sum(axis=0), 1)
+    w = observed if weights is None else np.where(observed, weights, 0)
+    total = np.asarray(w, dtype=np.float64).sum(axis=0)
+    return (np.where(observed, scores, 0) * w).sum(axis=0, dtype=np.float64) / np.where(total > 0, total, 1)
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length, float32 and contiguous, as FAISS wants them."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def shrunk_means(assignment: np.ndarray, scores: np.ndarray, k: int, prior: float,
+                 weights: np.ndarray | None = None) -> np.ndarray:
+    """Each of k groups' per-LLM mean observed score (record-``weights``-ed if given), shrunk towards the
+    LLM's mean over all the given prompts with a prior worth ``prior`` prompts: shape (k, LLMs), float32."""
+    observed = ~np.isnan(scores)
+    w = observed if weights is None else np.where(observed, weights, 0)
+    sums = np.zeros((k, scores.shape[1]))
+    counts = np.zeros((k, scores.shape[1]))
+    np.add.at(sums, assignment, np.where(observed, scores, 0) * w)
+    np.add.at(counts, assignment, w)
+    return ((sums + prior * column_means(scores, weights)) / np.maximum(counts + prior, 1e-12)).astype(np.float32)

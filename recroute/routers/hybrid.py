@@ -7,7 +7,9 @@ identity features. ``loss="logistic"`` reads observed bad outcomes as real
 negatives (-1 interactions) and good ones as positives (+1); ``loss="warp"``
 learns from positives and samples negatives among the other LLMs, which on a
 dense outcome matrix are exactly the observed bad outcomes. ``debias_clip``
-passes inverse-propensity weights as LightFM's ``sample_weight``.
+passes inverse-propensity weights as LightFM's ``sample_weight``, and
+``logging_clip`` multiplies them by each logged record's clipped,
+self-normalised inverse logging propensity (:func:`recroute.logs.propensity_weights`).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import scipy.sparse as sp
 
 from ..data import RoutingData
 from ..errors import RecrouteError
+from ..logs import propensity_weights
 from .base import best_set_labels
 from .debias import record_weights
 from .latent import LatentFactorRouter
@@ -26,7 +29,7 @@ class LightFMRouter(LatentFactorRouter):
 
     def __init__(self, factors: int = 32, loss: str = "warp", epochs: int = 30, learning_rate: float = 0.05,
                  user_alpha: float = 1e-4, item_alpha: float = 1e-6, seed: int = 0,
-                 debias_clip: float | None = None):
+                 debias_clip: float | None = None, logging_clip: float | None = None):
         self.factors = factors
         self.loss = loss
         self.epochs = epochs
@@ -35,6 +38,7 @@ class LightFMRouter(LatentFactorRouter):
         self.item_alpha = item_alpha
         self.seed = seed
         self.debias_clip = debias_clip
+        self.logging_clip = logging_clip
 
     def _fit(self, train: RoutingData) -> None:
         from lightfm import LightFM
@@ -48,7 +52,10 @@ class LightFMRouter(LatentFactorRouter):
         else:
             values = np.nan_to_num(labels) == 1
         interactions = sp.coo_matrix(values.astype(np.float32))
-        weights = record_weights(train.scores, self.debias_clip)[interactions.row, interactions.col]
+        weights = record_weights(train.scores, self.debias_clip)
+        if self.logging_clip is not None:
+            weights = weights * propensity_weights(train, self.logging_clip)
+        weights = weights[interactions.row, interactions.col]
         sample_weight = sp.coo_matrix((weights, (interactions.row, interactions.col)), shape=interactions.shape)
         model = LightFM(no_components=self.factors, loss=self.loss, learning_rate=self.learning_rate,
                         user_alpha=self.user_alpha, item_alpha=self.item_alpha, random_state=self.seed)

@@ -17,6 +17,7 @@ from scipy.special import expit
 
 from ..data import RoutingData
 from ..errors import RecrouteError
+from ..estimate import benchmark_summary
 from ..retrieval import LLMIndex
 from .base import Queries, Router, best_set_labels
 from .coldstart import make_cold_start
@@ -89,18 +90,6 @@ class LatentFactorRouter(Router):
         if offsets is not None:
             self.offsets_ = np.append(offsets, np.float32(0))
         return self
-
-    def new_llm_probability(self, revealed: np.ndarray, outcomes: np.ndarray, factors: np.ndarray) -> np.ndarray:
-        """P(good) on prompts with latent ``factors`` of an LLM folded in from its ``outcomes`` on prompts
-        with factors ``revealed``, without adding it to the router.
-
-        Always the logistic fold-in (:meth:`LatentFactorRouter._fold_in`, also for ALS): it fits the
-        probabilities themselves, on the calibrated scale, which is what an estimate of a mean needs.
-        """
-        vector, bias = LatentFactorRouter._fold_in(self, np.asarray(revealed, dtype=np.float32),
-                                     (np.asarray(outcomes) >= 0.5).astype(np.float64))
-        a, c = (float(v) for v in self.calibration_)
-        return expit(a * (np.asarray(factors, dtype=np.float64) @ vector + bias) + c)
 
     def remove_llm(self, name: str) -> "LatentFactorRouter":
         """Retire an LLM: its vector leaves the factors and the index; nothing else changes."""
@@ -199,7 +188,10 @@ class ColdStartRouter(LatentFactorRouter):
     a prompt queried by an id seen in training is placed by what its outcomes
     taught (warm start), and only new prompts need an embedding. Fitted on data
     without embeddings, the router has no cold-start map and serves its
-    training prompts alone.
+    training prompts alone. The training prompts are also a benchmark: the
+    router keeps their covariates and the training LLMs' prior
+    (:func:`recroute.estimate.benchmark_summary`) so that a new LLM's score
+    over them can be estimated from a few answers.
     """
 
     knows_prompts_by_id = True
@@ -207,6 +199,9 @@ class ColdStartRouter(LatentFactorRouter):
     def _fit(self, train: RoutingData) -> None:
         prompt_factors, self.llm_factors_, self.llm_bias_ = self._factorise(train)
         self._keep_prompts(train.prompt_ids, train.embeddings, prompt_factors)
+        summary = benchmark_summary(train.scores, self.seed)  # the training prompts as a benchmark
+        for name, values in ({} if summary is None else summary).items():
+            setattr(self, "warm_covariates_" if name == "covariates" else f"benchmark_{name}_", values)
 
     def _keep_prompts(self, prompt_ids, embeddings: np.ndarray | None, prompt_factors: np.ndarray) -> None:
         """Keep the training prompts' factors (warm start) and fit the cold-start map on their embeddings."""
@@ -274,6 +269,8 @@ class ColdStartRouter(LatentFactorRouter):
     def array_shapes(self) -> dict[str, tuple[str, tuple]]:
         cold = make_cold_start(self.cold_start).array_shapes()  # absent for a router fitted without embeddings
         return {**super().array_shapes(), "warm_ids_?": ("U", ("warm",)), "warm_factors_?": ("f", ("warm", "k")),
+                "warm_covariates_?": ("f", ("warm", "b")), "benchmark_mean_?": ("f", ("b",)),
+                "benchmark_cov_?": ("f", ("b", "b")), "benchmark_noise_?": ("f", (1,)),
                 **{f"cold_start.{k}?": v for k, v in cold.items()}}
 
 

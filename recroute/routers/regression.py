@@ -3,7 +3,10 @@
 RouterEval's classifiers learn which LLMs are within 95% of a prompt's best
 score; for continuous scores that threshold throws away how much better or
 worse each LLM did. These routers regress the score itself, choosing their
-one setting by cross-validation on the training prompts.
+one setting by cross-validation on the training prompts. With
+``logging_clip`` (a routing log) every record also counts its clipped,
+self-normalised inverse logging propensity (:func:`recroute.logs.propensity_weights`):
+in kNN's neighbour means, as ridge's sample weight, and in the fallback means.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import numpy as np
 
 from ..data import RoutingData
 from ..errors import RecrouteError
+from ..logs import propensity_weights
 from .base import Queries, Router
 from .crossval import column_means, fold_ids, normalise, routed_mean
 
@@ -21,21 +25,27 @@ class KNNRegressionRouter(Router):
     k is chosen from ``k_grid`` by K-fold cross-validation of the routed score.
     """
 
+    trains_on_validation = True
+
     def __init__(self, k: int | None = None, k_grid: tuple[int, ...] = (5, 10, 20, 50, 100, 200, 400),
-                 folds: int = 5, seed: int = 0):
+                 folds: int = 5, seed: int = 0, logging_clip: float | None = None):
         self.k = k
         self.k_grid = tuple(k_grid)  # a manifest's JSON gives a list back
         self.folds = folds
         self.seed = seed
+        self.logging_clip = logging_clip
 
     def _fit(self, train: RoutingData) -> None:
         x = normalise(train.embeddings)
-        self.k_ = np.array(self.k if self.k is not None else self._choose_k(x, train.scores), dtype=np.int64)
+        weights = None if self.logging_clip is None else propensity_weights(train, self.logging_clip)
+        self.k_ = np.array(self.k if self.k is not None else self._choose_k(x, train.scores, weights), dtype=np.int64)
         self.embeddings_, self.scores_ = x, train.scores.astype(np.float32)
-        self.means_ = column_means(train.scores).astype(np.float32)
+        self.means_ = column_means(train.scores, weights).astype(np.float32)
+        if weights is not None:
+            self.weights_ = weights
         self._restore({})
 
-    def _choose_k(self, x: np.ndarray, scores: np.ndarray) -> int:
+    def _choose_k(self, x: np.ndarray, scores: np.ndarray, weights: np.ndarray | None) -> int:
         """The k of ``k_grid`` that routes held-out folds best (the smaller among ties); one search per fold."""
         grid = sorted({int(k) for k in self.k_grid if k >= 1}) or [1]
         folds = fold_ids(len(x), self.folds, self.seed)
@@ -45,8 +55,10 @@ class KNNRegressionRouter(Router):
             index = _index(x[fit_rows])
             ks = [min(k, index.ntotal) for k in grid]
             similarity, neighbours = index.search(x[held], max(ks))
-            for i, prediction in enumerate(_weighted_means(similarity, scores[fit_rows][neighbours], ks,
-                                                           column_means(scores[fit_rows]))):
+            fit_weights = None if weights is None else weights[fit_rows]
+            for i, prediction in enumerate(_weighted_means(
+                    similarity, scores[fit_rows][neighbours], ks, column_means(scores[fit_rows], fit_weights),
+                    None if weights is None else fit_weights[neighbours])):
                 value[i] += routed_mean(scores[held], np.argmax(prediction, axis=1)) * held.sum()
         return grid[int(np.argmax(value))]
 
@@ -56,7 +68,7 @@ class KNNRegressionRouter(Router):
 
     def array_shapes(self) -> dict[str, tuple[str, tuple]]:
         return {**super().array_shapes(), "k_": ("i", ()), "embeddings_": ("f", ("prompts", "d")),
-                "scores_": ("F", ("prompts", "m")), "means_": ("f", ("m",))}
+                "scores_": ("F", ("prompts", "m")), "means_": ("f", ("m",)), "weights_?": ("f", ("prompts", "m"))}
 
     def _restore(self, arrays) -> None:
         if int(self.k_) < 1 or not len(self.embeddings_):
@@ -66,7 +78,9 @@ class KNNRegressionRouter(Router):
     def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
         k = min(int(self.k_), self.index_.ntotal)
         similarity, neighbours = self.index_.search(normalise(queries.embeddings), k)
-        return _weighted_means(similarity, self.scores_[:, columns][neighbours], [k], self.means_[columns])[0]
+        weights = getattr(self, "weights_", None)
+        return _weighted_means(similarity, self.scores_[:, columns][neighbours], [k], self.means_[columns],
+                               None if weights is None else weights[:, columns][neighbours])[0]
 
 
 def _index(x: np.ndarray):
@@ -77,11 +91,14 @@ def _index(x: np.ndarray):
     return index
 
 
-def _weighted_means(similarity: np.ndarray, neighbour_scores: np.ndarray, ks: list[int], fallback: np.ndarray):
+def _weighted_means(similarity: np.ndarray, neighbour_scores: np.ndarray, ks: list[int], fallback: np.ndarray,
+                    record_weights: np.ndarray | None = None):
     """For each k in ``ks``: the mean of the first k neighbours' observed scores, weighted by similarity
-    (clipped at a small positive floor); ``fallback`` where none of them is observed. One cumulative sum
-    serves every k."""
+    (clipped at a small positive floor) times each record's weight if given; ``fallback`` where none of them
+    is observed. One cumulative sum serves every k."""
     weights = np.maximum(similarity, 1e-3)[:, :, None]
+    if record_weights is not None:
+        weights = weights * record_weights
     observed = ~np.isnan(neighbour_scores)
     sums = np.cumsum(np.where(observed, neighbour_scores, 0) * weights, axis=1)
     totals = np.cumsum(observed * weights, axis=1)
@@ -99,8 +116,11 @@ class RidgeRouter(Router):
     leave-one-out cross-validation on the training prompts.
     """
 
-    def __init__(self, alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)):
+    trains_on_validation = True
+
+    def __init__(self, alphas: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0), logging_clip: float | None = None):
         self.alphas = tuple(alphas)  # a manifest's JSON gives a list back
+        self.logging_clip = logging_clip
 
     def _fit(self, train: RoutingData) -> None:
         from sklearn.linear_model import RidgeCV
@@ -108,17 +128,20 @@ class RidgeRouter(Router):
         x = normalise(train.embeddings).astype(np.float64)
         scores = train.scores.astype(np.float64)
         observed = ~np.isnan(scores)
+        weights = None if self.logging_clip is None else propensity_weights(train, self.logging_clip)
         self.coef_ = np.zeros((train.n_models, x.shape[1]), dtype=np.float32)
-        self.intercept_ = column_means(scores).astype(np.float32)
+        self.intercept_ = column_means(scores, weights).astype(np.float32)
         self.alpha_ = np.full(train.n_models, np.nan)
-        complete = observed.all(axis=0)
+        complete = observed.all(axis=0) & (weights is None)  # records of their own weight: one fit per LLM
         # LLMs observed on every prompt share one fit; the others each fit on the prompts they answered
         groups = ([np.flatnonzero(complete)] if complete.any() else []) + [[j] for j in np.flatnonzero(~complete)]
         for columns in groups:
             rows = observed[:, columns].all(axis=1)
             if rows.sum() < 2:
                 continue
-            model = RidgeCV(alphas=list(self.alphas), alpha_per_target=len(columns) > 1).fit(x[rows], scores[rows][:, columns])
+            sample_weight = None if weights is None else weights[rows, columns[0]]
+            model = RidgeCV(alphas=list(self.alphas), alpha_per_target=len(columns) > 1).fit(
+                x[rows], scores[rows][:, columns], sample_weight=sample_weight)
             self.coef_[columns] = np.atleast_2d(model.coef_)
             self.intercept_[columns] = model.intercept_
             self.alpha_[columns] = model.alpha_

@@ -82,9 +82,11 @@ def run_measured(*args: str, label: str) -> dict:
     child.wait()
     stop.set()
     sampler.join()
-    if child.returncode:
-        sys.exit(f"{label} failed ({child.returncode}):\n" + "\n".join(lines[-20:]))
-    return {"wall_s": round(time.perf_counter() - start, 1), "peak_driver_gib": round(peaks["driver"] / GIB, 2),
+    failed = None
+    if child.returncode:  # kept in the results: how far it got, and why it stopped
+        failed = next((line for line in reversed(lines) if line.startswith("recroute: error")), lines[-1:])
+        print(f"{label} failed: {failed}", file=sys.stderr, flush=True)
+    return {"failed": failed, "wall_s": round(time.perf_counter() - start, 1), "peak_driver_gib": round(peaks["driver"] / GIB, 2),
             "peak_children_gib": round(peaks["children"] / GIB, 2), "peak_total_gib": round(peaks["total"] / GIB, 2),
             "stdout": out.strip(), "stderr": lines}
 
@@ -140,8 +142,14 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         s = r["spark"]
         st = s["stages_s"]
+        if s.get("wall_s") is None:
+            out.append(f"| {r['records']:,} | {r['prompts']:,} × {r['llms']:,} | Spark {r['master']}, "
+                       f"{s.get('numBlocks', '')} ALS blocks | {s['iterations']} | failed | "
+                       f"{st.get('read and check', '')} | {st.get('cells and ids', '')} | out of memory | | | | | |")
+            continue
         sample = next((v for k, v in st.items() if k.startswith("sample of")), "")
-        out.append(f"| {r['records']:,} | {r['prompts']:,} × {r['llms']:,} | Spark {r['master']} | {s['iterations']} | "
+        engine = f"Spark {r['master']}" + (" (failed: out of memory)" if s.get("failed") else "")
+        out.append(f"| {r['records']:,} | {r['prompts']:,} × {r['llms']:,} | {engine} | {s['iterations']} | "
                    f"{s['wall_s']:.0f} s | {st.get('read and check', '')} | {st.get('cells and ids', '')} | "
                    f"{st.get('ALS', '')} | {sample} | {st.get('cold-start map', '')} | {s['peak_driver_gib']} GiB | "
                    f"{s['peak_children_gib']} GiB | {s['peak_total_gib']} GiB |")
@@ -160,7 +168,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    rows = sorted(rows, key=lambda r: r["records"])
+    rows = sorted((r for r in rows if r["spark"].get("wall_s") is not None), key=lambda r: r["records"])
     x = [r["records"] / 1e6 for r in rows]
     per_iter = [r["spark"]["stages_s"].get("ALS", 0) / r["spark"]["iterations"] for r in rows]
     fixed = [sum(v for k, v in r["spark"]["stages_s"].items() if k != "ALS" and k != "spark session") for r in rows]

@@ -96,8 +96,7 @@ def fit_als(ratings, *, rank: int, reg_param: float, alpha: float, iterations: i
     try:
         model = als.fit(kept)
     except Exception as exc:  # a JVM failure (memory, a lost executor) arrives as a long Java trace
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        raise RecrouteError(f"Spark's ALS failed ({(lines[0] if lines else type(exc).__name__)[:300]}).") from None
+        raise RecrouteError(f"Spark's ALS failed ({java_cause(exc)}).") from None
     return model.userFactors, model.itemFactors
 
 
@@ -110,3 +109,17 @@ def factors_array(factors, n: int, rank: int) -> np.ndarray:
         values = table.column("features").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         out[ids] = values.reshape(len(ids), rank)
     return out
+
+
+def java_cause(exc: Exception) -> str:
+    """The line of a Java trace that says what went wrong, with advice for the common case."""
+    text = str(exc)
+    if "OutOfMemoryError" in text:
+        return ("the JVM ran out of memory; give it more with --spark-conf spark.driver.memory=… (local mode) or "
+                "spark.executor.memory=…, or more blocks/partitions")
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("Caused by:") or "Exception:" in line:
+            return line[:300]
+    lines = [line for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]

@@ -101,9 +101,10 @@ def _memory_gib() -> int:
 
 
 def _quiet_log_config() -> str:
-    """A log4j2 file that lets only Spark's errors through (its warnings are not the user's business)."""
+    """A log4j2 file that lets only Spark's fatal messages through: its warnings are not the user's business,
+    and a failed job is reported by recroute in one sentence (``recroute.spark.als.java_cause``)."""
     path = Path(tempfile.gettempdir()) / "recroute-spark-log4j2.properties"
-    text = ("rootLogger.level = error\nrootLogger.appenderRef.stderr.ref = console\n"
+    text = ("rootLogger.level = fatal\nrootLogger.appenderRef.stderr.ref = console\n"
             "appender.console.type = Console\nappender.console.name = console\nappender.console.target = SYSTEM_ERR\n"
             "appender.console.layout.type = PatternLayout\nappender.console.layout.pattern = spark: %p %c{1}: %m%n\n")
     try:

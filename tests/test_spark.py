@@ -19,7 +19,7 @@ import pytest
 from recroute.data import RoutingData
 from recroute.errors import RecrouteError
 from recroute.routers import Queries, best_set_labels, make_router
-from recroute.spark.session import java_executable
+from recroute.spark.session import java_executable, require_java
 
 from conftest import assert_cli_error, run_cli
 
@@ -218,13 +218,22 @@ def test_bad_paths_and_options_are_one_sentence(tmp_path):
     assert (tmp_path / "router_file").read_text() == "not a folder" and not (tmp_path / "o").exists()
 
 
-def test_missing_java_is_one_sentence(tmp_path, monkeypatch):
+def test_missing_java_is_one_sentence_naming_where_it_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
+    with pytest.raises(RecrouteError, match=r"needs Java 17 or 21, and JAVA_HOME=.*no-jdk has no bin/java"):
+        require_java()
+    monkeypatch.delenv("JAVA_HOME")
+    monkeypatch.setenv("PATH", str(tmp_path))  # a folder without java
+    with pytest.raises(RecrouteError, match="needs Java 17 or 21, and no java is on PATH"):
+        require_java()
+
+
+@needs_spark
+def test_fit_on_spark_without_java_is_one_sentence_and_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
     (tmp_path / "r.csv").write_text("prompt_id,model,score,prompt\np1,a,1,hi\n")
-    result = _fit_spark(tmp_path / "r.csv", tmp_path / "o")
-    if not HAVE_SPARK and "pyspark" in result.output:
-        pytest.skip("pyspark is missing, which is reported first")
-    assert_cli_error(result, "Java 17", "JAVA_HOME")
+    assert_cli_error(_fit_spark(tmp_path / "r.csv", tmp_path / "o"), "Java 17", "JAVA_HOME")
+    assert not (tmp_path / "o").exists()
 
 
 def test_missing_pyspark_is_one_sentence_and_recroute_imports_without_it(tmp_path):

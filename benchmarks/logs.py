@@ -160,11 +160,7 @@ def plot_vb(rows: list[dict], out: Path) -> None:
         ax.set_ylabel("V_B on test prompts")
     for ax in axes.flat[len(names):]:
         ax.axis("off")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle("(a) routers trained on uniform logs with K outcomes per prompt vs the dense matrix", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
+    _save(fig, axes, "(a) routers trained on uniform logs with K outcomes per prompt vs the dense matrix", out)
 
 
 # -- (b) --------------------------------------------------------------------------------------------
@@ -232,11 +228,7 @@ def plot_ope(rows: list[dict], out: Path) -> None:
         ax.set_title(f"logging policy {policy}", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].set_ylabel("mean |estimate − truth|")
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle("(b) off-policy evaluation of a kNN router from one logged outcome per prompt", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
+    _save(fig, axes, "(b) off-policy evaluation of a kNN router from one logged outcome per prompt", out)
 
 
 # -- (c) --------------------------------------------------------------------------------------------
@@ -369,8 +361,15 @@ def plot_estimate(summary: list[dict], out: Path) -> None:
         ax.set_xlabel("outcomes of the new LLM (n)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("mean absolute error")
+    _save(fig, axes, "(d) a new LLM's mean score over the router's training prompts", out)
+
+
+def _save(fig, axes, title: str, out) -> None:
+    """Legend on the first panel, the figure's title, written to ``out`` and closed."""
+    import matplotlib.pyplot as plt
+
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("(d) a new LLM's mean score over the router's training prompts", fontsize=9)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=130)
     plt.close(fig)

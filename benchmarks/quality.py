@@ -3,6 +3,7 @@
     nice -n 15 python benchmarks/quality.py run [--routers A,B,...] [DATASET ...]   # slow: docs/results/quality_<dataset>.json
     python benchmarks/quality.py report                         # table on stdout, docs/quality_gap_closed.png
     python benchmarks/quality.py task-bound                     # V_B of routing by each test prompt's true task
+    nice -n 15 python benchmarks/quality.py small [--report]      # auto on small data: docs/results/quality_small.json
 
 ``run`` evaluates every router (or those named) on pools of 3 and 5 LLMs (RouterEval's three
 groups) and seeds 42, 43, 44, reusing the rows of routers that
@@ -13,11 +14,17 @@ mean V_B, the share of the best-single → oracle gap it closes,
 chose on each pool and seed. ``task-bound`` routes each test prompt to its
 pool's best LLM, on the training prompts, of the prompt's *true* task (its
 group): what knowing the task alone is worth, a bound the ``task`` router
-approaches as far as the embeddings tell tasks apart.
+approaches as far as the embeddings tell tasks apart. ``small`` asks what
+``auto``'s fallback to the best single LLM costs and saves where little can
+be learned: four random 1,000-prompt subsamples of each dataset without task
+names (the size of a typical held-out benchmark), as given and with each
+prompt's embedding swapped for another's (nothing to learn), ``auto`` at its
+default confidence and at 3 standard errors (the earlier default).
 """
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import sys
 import time
@@ -29,6 +36,7 @@ from recroute.datasets import load_dataset
 from recroute import metrics
 from recroute.protocol import POOL_GROUPS, evaluate, routereval_pools, routereval_split, summarize, with_embeddings
 from recroute.report import format_table
+from recroute.routers import make_router
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 RESULTS = DOCS / "results"
@@ -36,6 +44,9 @@ DATASETS = ("routerbench", "llmrouter", "routerdc")
 ROUTERS = ("oracle", "random", "bsm", "knn", "linear", "mlp", "als", "bpr", "lightfm", "bilinear", "cluster", "knnreg",
            "ridge", "task", "auto")
 SEEDS = (42, 43, 44)
+SMALL_PROMPTS, SUBSAMPLES = 1000, (0, 1, 2, 3)
+SMALL_ROUTERS = {"oracle": lambda: make_router("oracle"), "bsm": lambda: make_router("bsm"),
+                 "auto": lambda: make_router("auto"), "auto, 3 SE": lambda: make_router("auto", confidence=3.0)}
 
 
 def run(datasets, routers=ROUTERS) -> None:
@@ -105,6 +116,73 @@ def task_bound() -> None:
     print(format_table(["dataset", "true-task routing: V_B", "oracle V_B", "gap closed"], lines))
 
 
+def small() -> None:
+    """Run the small-data comparison (slow), write its JSON, print its table and draw its figure."""
+    rows = []
+    for name in DATASETS:
+        full = with_embeddings(load_dataset(name))
+        for sub in SUBSAMPLES:
+            rng = np.random.default_rng(sub)
+            data = full.subset(prompts=np.sort(rng.choice(full.n_prompts, SMALL_PROMPTS, replace=False)))
+            data = dataclasses.replace(data, groups=None)
+            shuffled = dataclasses.replace(data, embeddings=data.embeddings[rng.permutation(data.n_prompts)])
+            for world, subsample in (("as given", data), ("embeddings shuffled", shuffled)):
+                start = time.time()
+                for row in evaluate(subsample, SMALL_ROUTERS, pool_sizes=(3, 5), seeds=SEEDS):
+                    rows.append({**row, "subsample": sub, "world": world})
+                print(f"{name} subsample {sub} {world}: {time.time() - start:.0f}s", file=sys.stderr, flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "quality_small.json").write_text(json.dumps(rows, indent=0, default=str) + "\n")
+    small_report()
+
+
+def small_report() -> None:
+    """Per dataset and world: each router's mean V_B ± the spread over subsamples, and how often auto routes."""
+    rows = json.loads((RESULTS / "quality_small.json").read_text())
+    lines, bars = [], {}
+    for name in DATASETS:
+        for world in ("as given", "embeddings shuffled"):
+            mine = [r for r in rows if r["dataset"] == name and r["world"] == world]
+            cells = []
+            for router in SMALL_ROUTERS:
+                per_sub = [np.mean([r["vb"] for r in mine if r["router"] == router and r["subsample"] == sub])
+                           for sub in SUBSAMPLES]
+                bars[name, world, router] = float(np.mean(per_sub))
+                cells.append(f"{np.mean(per_sub):.3f} ± {np.std(per_sub):.3f}")
+            shares = [np.mean([r["chosen"]["routes_with"] != "best single LLM" for r in mine if r["router"] == auto])
+                      for auto in ("auto", "auto, 3 SE")]
+            lines.append([name, world, *cells, f"{shares[0]:.0%} / {shares[1]:.0%}"])
+    print(format_table(["dataset", "1,000 prompts, no task names", *(f"{r}: V_B" for r in SMALL_ROUTERS),
+                        "pools auto routes (default / 3 SE)"], lines))
+    _small_figure(bars)
+
+
+def _small_figure(bars) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    worlds = ("as given", "embeddings shuffled")
+    groups = [(name, world) for name in DATASETS for world in worlds]
+    routers = [r for r in SMALL_ROUTERS if r != "oracle"]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(routers)
+    for i, router in enumerate(routers):
+        ax.bar(np.arange(len(groups)) + i * width, [bars[name, world, router] for name, world in groups], width,
+               label=router)
+    ax.axhline(1, color="black", linewidth=0.8)
+    ax.set_xticks(np.arange(len(groups)) + width * (len(routers) - 1) / 2,
+                  [f"{name}\n{world}" for name, world in groups], fontsize=8)
+    ax.set_ylim(min(bars.values()) - 0.01, max(v for (_, _, r), v in bars.items() if r != "oracle") + 0.01)
+    ax.set_ylabel("mean V_B")
+    ax.set_title("auto on 1,000-prompt subsamples (RouterEval protocol, m = 3, 5; seeds 42–44; 4 subsamples)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(DOCS / "quality_small.png", dpi=120)
+
+
 def _figure(routers, datasets, gaps) -> None:
     import matplotlib
 
@@ -130,6 +208,8 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:] or ["report"]
     if command == "task-bound":
         task_bound()
+    elif command == "small":
+        small_report() if args == ["--report"] else small()
     elif command != "run":
         report()
     elif args[:1] == ["--routers"]:

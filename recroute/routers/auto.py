@@ -44,7 +44,7 @@ class AutoRouter(Router):
     trains_on_validation = True
 
     def __init__(self, candidates: tuple[str, ...] = ("cluster", "knnreg", "ridge", "task"), folds: int = 5,
-                 confidence: float = 3.0, seed: int = 0, logging_clip: float | None = None):
+                 confidence: float = 2.0, seed: int = 0, logging_clip: float | None = None):
         self.candidates = tuple(candidates)  # a manifest's JSON gives a list back
         self.folds = folds
         self.confidence = confidence

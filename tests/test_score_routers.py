@@ -184,6 +184,25 @@ def test_auto_routes_like_the_best_single_llm_where_there_is_nothing_to_learn(se
     assert np.array_equal(router.route(Queries.of(test)), BestSingleRouter().fit(train).route(Queries.of(test)))
 
 
+def test_auto_keeps_no_member_its_final_stack_weighs_zero(monkeypatch, tmp_path):
+    import recroute.routers.auto as auto_module
+
+    train = blob_world(n=600)
+    fitted_stack = auto_module._stack
+
+    def zero_on_all_prompts(features, truth, records):  # the cross-fitted stacks stay; the final one weighs 0
+        weights, bias = fitted_stack(features, truth, records)
+        return (np.zeros_like(weights) if features.shape[1] == train.n_prompts else weights), bias
+
+    monkeypatch.setattr(auto_module, "_stack", zero_on_all_prompts)
+    router = AutoRouter(candidates=("cluster", "ridge"), confidence=0.0).fit(train)
+    assert router.chosen_["routes_with"] == "best single LLM" and router.member_routers_ == []
+    save_router(router, tmp_path / "router", embedding_model="test", data_source="synthetic", embedding_dim=16)
+    assert not [key for key in np.load(tmp_path / "router" / ARRAYS) if key.startswith("member.")]
+    test = blob_world(n=200, seed=4, prefix="t")
+    assert np.array_equal(router.route(Queries.of(test)), BestSingleRouter().fit(train).route(Queries.of(test)))
+
+
 class SpyRouter(Router):
     """Records the prompts it is fitted on and the embeddings it is asked to score."""
 

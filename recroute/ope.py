@@ -44,7 +44,7 @@ def calibrated_direct(scores: np.ndarray, rewards: np.ndarray, propensity: np.nd
     out (cross-fitting), so q is independent of its own log and DR stays unbiased. Too few records for a
     slope give the weighted mean outcome; none at all, the raw score.
     """
-    scores = np.asarray(scores, dtype=np.float64)
+    scores, propensity = np.asarray(scores, dtype=np.float64), np.asarray(propensity, dtype=np.float64)
     logged = ~np.isnan(rewards)
     w = np.where(logged, 1 / np.where(logged, propensity, 1.0), 0.0)
     s, r = np.where(logged, scores, 0.0), np.where(logged, rewards, 0.0)
@@ -72,6 +72,8 @@ def prompt_terms(rewards: np.ndarray, propensity: np.ndarray, target: np.ndarray
     mean over all cells of (r − q)²/λ (inverse-propensity weighted) times Σ_m π², as if the router's
     choices were typical cells.
     """
+    # float64 throughout: a log's float32 propensities and a router's float32 policy, summed over many prompts
+    propensity, target = np.asarray(propensity, dtype=np.float64), np.asarray(target, dtype=np.float64)
     logged = ~np.isnan(rewards)
     if (logged & np.isnan(propensity)).any():
         raise RecrouteError(f"{int((logged & np.isnan(propensity)).sum())} logged records have no propensity; "

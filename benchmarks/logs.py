@@ -14,9 +14,11 @@ of LLMs is the variable; prompts missing an outcome are left out.
 (b) Off-policy evaluation: a kNN router fitted on the dense training prompts is evaluated from logs of
     its test prompts (one outcome each) under the uniform policy and a skewed one (softmax:0.5 over the
     true outcomes), 20 log draws; truth is the router's mean score on those prompts. Error and coverage
-    of IPS, SNIPS and DR (95% BCa bootstrap over prompts), and in how many of the first 5 draws the truth
-    lies in the DR interval. A log in which the router's choice is never the logged LLM has no estimate
-    (counted as not covering).
+    of IPS, SNIPS (95% BCa bootstrap over prompts) and DR (its calibrated direct model and normal
+    interval, ``recroute.ope``), DR's mean interval width, on how many prompts the router's choice was
+    the logged LLM, and in how many of the first 5 draws the truth lies in the DR interval. A log in
+    which the router's choice is never the logged LLM has no IPS or SNIPS estimate (counted as not
+    covering).
 (c) Under two skewed policies (K = 1): V_B of routers trained on the log plainly and with
     ``logging_clip=20`` (the dense column of (a) is the reference). ``hard→best`` sends the harder half
     of the prompts to the strongest LLM with probability 0.8 (the rest uniformly), the easier half
@@ -44,7 +46,6 @@ from threadpoolctl import threadpool_limits
 
 from recroute import metrics
 from recroute.datasets import load_dataset
-from recroute.errors import RecrouteError
 from recroute.estimate import benchmark_estimate
 from recroute.logs import complete_prompts, policy_probabilities, simulate_logs
 from recroute.ope import ESTIMATORS, estimate as ope_estimate, prompt_terms
@@ -172,23 +173,21 @@ def measure_ope(data_sets: dict, seed: int) -> list[dict]:
         test = split.test
         queries = Queries.of(test)
         target = router.policy(queries).astype(np.float64)
-        direct = router.probability(queries).astype(np.float64)
+        router_scores = router.probability(queries).astype(np.float64)
         truth = metrics.mu(test.scores, target)
         for policy in ("uniform", SKEWED):
             logging = policy_probabilities(policy, test)
             for draw in range(OPE_DRAWS):
                 log = simulate_logs(test, logging, 1, seed=draw)
-                try:
-                    result = ope_estimate(prompt_terms(log.scores, log.propensity, target, direct), seed=draw)
-                except RecrouteError:  # no logged record is one the router would choose: nothing to estimate
-                    blank = {"value": np.nan, "low": np.nan, "high": np.nan}
-                    result = {**{estimator: blank for estimator in ESTIMATORS}, "n": test.n_prompts}
+                result = ope_estimate(prompt_terms(log.scores, log.propensity, target, router_scores), seed=draw)
+                choice_logged = int((log.observed & (target > 0)).sum())
                 for estimator in ESTIMATORS:
-                    r = result[estimator]
+                    r = result[estimator] or {"value": np.nan, "low": np.nan, "high": np.nan}  # None: undefined
                     rows.append({"dataset": name, "n_llms": data.n_models, "policy": policy, "draw": draw,
                                  "estimator": estimator, "truth": truth, "value": r["value"], "low": r["low"],
                                  "high": r["high"], "error": abs(r["value"] - truth),
-                                 "covered": bool(r["low"] <= truth <= r["high"]), "n": result["n"]})
+                                 "covered": bool(r["low"] <= truth <= r["high"]), "n": result["n"],
+                                 "choice_logged": choice_logged})
             dr = [r for r in rows[-3 * OPE_DRAWS:] if r["estimator"] == "dr"]
             say(f"(b) {name} {policy}: truth {truth:.3f}, DR error {np.nanmean([r['error'] for r in dr] + [np.nan]):.3f}, "
                 f"DR covers {sum(r['covered'] for r in dr)}/{OPE_DRAWS}")
@@ -206,11 +205,14 @@ def table_ope(rows: list[dict]) -> str:
                 defined = [r["error"] for r in these if np.isfinite(r["error"])]
                 cells += [f"{np.mean(defined):.3f}" if defined else "undefined",
                           f"{np.mean([r['covered'] for r in these]):.2f}"]
-            first = [r for r in mine if r["estimator"] == "dr" and r["draw"] < 5]
-            lines.append([name, mine[0]["n_llms"], policy, mine[0]["n"], f"{mine[0]['truth']:.3f}", *cells,
-                          f"{sum(r['covered'] for r in first)}/5"])
-    return format_table(["data", "LLMs", "logging policy", "prompts", "truth", "IPS error", "IPS cover",
-                         "SNIPS error", "SNIPS cover", "DR error", "DR cover", "DR covers, draws 0-4"], lines)
+            dr = [r for r in mine if r["estimator"] == "dr"]
+            lines.append([name, mine[0]["n_llms"], policy, mine[0]["n"],
+                          f"{np.mean([r['choice_logged'] for r in dr]):.1f}", f"{mine[0]['truth']:.3f}", *cells,
+                          f"{np.mean([r['high'] - r['low'] for r in dr]):.2f}",
+                          f"{sum(r['covered'] for r in dr if r['draw'] < 5)}/5"])
+    return format_table(["data", "LLMs", "logging policy", "prompts", "choice logged", "truth", "IPS error",
+                         "IPS cover", "SNIPS error", "SNIPS cover", "DR error", "DR cover", "DR width",
+                         "DR covers, draws 0-4"], lines)
 
 
 def plot_ope(rows: list[dict], out: Path) -> None:

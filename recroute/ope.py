@@ -9,80 +9,142 @@ propensities λ (:mod:`recroute.logs`) and w = π/λ on the logged records:
 * **SNIPS**: Σ_p Σ w·r / Σ_p Σ w; the denominator has expectation n, so this
   trades a little bias for much less variance when weights are large.
 * **DR** (doubly robust): mean_p [Σ_m π·q + Σ_{logged m} w·(r − q)] with q a
-  direct model of r (the router's own :meth:`Router.probability`): unbiased
-  for any q, and low-variance when q is good.
+  direct model of r: unbiased for any q independent of the prompt's own log,
+  and low-variance when q is good. q is the router's own predicted score
+  (:meth:`Router.probability`) calibrated to the logged outcomes, cross-fitted
+  over prompts (:func:`calibrated_direct`): raw scores are far from outcome
+  rates on the LLMs a router picks, and with 50+ LLMs and one outcome per
+  prompt the router's choice is logged on a few prompts only, so DR is
+  mostly q.
 
-Each comes with a 95% BCa bootstrap interval over prompts (scipy.stats.bootstrap;
-the percentile interval where BCa is undefined), as in the Open Bandit Pipeline.
+IPS and SNIPS come with a 95% BCa bootstrap interval over prompts
+(scipy.stats.bootstrap), as in the Open Bandit Pipeline. DR's interval is
+normal, with a variance that also counts the correction the log did not
+happen to sample (:func:`prompt_terms`): a bootstrap over prompts of which
+only a few carry the correction covered the truth in 1 of 5 logs at 50+ LLMs.
 """
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
-from scipy.stats import bootstrap
+from scipy.stats import bootstrap, norm
 
 from .errors import RecrouteError
 
 ESTIMATORS = ("ips", "snips", "dr")
 
 
-def prompt_terms(rewards: np.ndarray, propensity: np.ndarray, target: np.ndarray,
-                 direct: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Per-prompt terms (n,) whose means make the estimates: 'ips', 'weight' (Σ w) and 'dr'.
+def calibrated_direct(scores: np.ndarray, rewards: np.ndarray, propensity: np.ndarray) -> np.ndarray:
+    """The direct model q (n, m): the logged outcome regressed linearly on the router's score for the logged LLM.
 
-    ``rewards`` and ``propensity`` (n, m) are NaN where not logged; ``target``
-    (n, m) is the evaluated policy; ``direct`` (n, m) the direct model (0 when None).
+    A router's raw score is no outcome probability on the LLMs it picks: a kNN router's best of 50 LLMs
+    scores 1.0 where that LLM answers two times in three. Each record weighs 1/λ, so the fit answers for
+    every LLM rather than those the logging policy favoured; each prompt's fit leaves that prompt's records
+    out (cross-fitting), so q is independent of its own log and DR stays unbiased. Too few records for a
+    slope give the weighted mean outcome; none at all, the raw score.
     """
+    scores, propensity = np.asarray(scores, dtype=np.float64), np.asarray(propensity, dtype=np.float64)
+    logged = ~np.isnan(rewards)
+    w = np.where(logged, 1 / np.where(logged, propensity, 1.0), 0.0)
+    s, r = np.where(logged, scores, 0.0), np.where(logged, rewards, 0.0)
+    per_prompt = np.stack([(w * x).sum(axis=1) for x in (np.ones_like(s), s, s * s, r, s * r)])
+    others = per_prompt.sum(axis=1, keepdims=True) - per_prompt  # each prompt's sums without its own records
+    total, s1, s2, r1, sr = others
+    spread = total * s2 - s1 * s1
+    has_slope = spread > 1e-9 * np.maximum(total * s2, 1e-300)
+    slope = np.where(has_slope, (total * sr - s1 * r1) / np.where(has_slope, spread, 1.0), 0.0)
+    intercept = (r1 - slope * s1) / np.where(total > 0, total, 1.0)
+    return np.where((total > 0)[:, None], intercept[:, None] + slope[:, None] * scores, scores)
+
+
+def prompt_terms(rewards: np.ndarray, propensity: np.ndarray, target: np.ndarray,
+                 router_scores: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-prompt terms (n,) whose means make the estimates: 'ips', 'weight' (Σ w), 'dr', and DR's 'direct'
+    part and 'correction_variance' (what its correction would vary by over logs, the interval's main part).
+
+    ``rewards`` and ``propensity`` (n, m) are NaN where not logged; ``target`` (n, m) is the evaluated
+    policy; ``router_scores`` (n, m) its predicted scores, calibrated into the direct model by
+    :func:`calibrated_direct` (q = 0 when None).
+
+    The correction's variance Σ_m π²/λ·(r − q)² is estimated from every logged record, not only from the
+    few where the router's choice was logged (none, with a thousand LLMs and one outcome per prompt): the
+    mean over all cells of (r − q)²/λ (inverse-propensity weighted) times Σ_m π², as if the router's
+    choices were typical cells.
+    """
+    # float64 throughout: a log's float32 propensities and a router's float32 policy, summed over many prompts
+    propensity, target = np.asarray(propensity, dtype=np.float64), np.asarray(target, dtype=np.float64)
     logged = ~np.isnan(rewards)
     if (logged & np.isnan(propensity)).any():
         raise RecrouteError(f"{int((logged & np.isnan(propensity)).sum())} logged records have no propensity; "
                             "off-policy evaluation needs the logging policy's probability of each.")
-    weight = np.where(logged, target / np.where(logged, propensity, 1.0), 0.0)
+    inverse = np.where(logged, 1 / np.where(logged, propensity, 1.0), 0.0)
+    weight = target * inverse
     r = np.where(logged, rewards, 0.0)
-    q = np.zeros_like(weight) if direct is None else np.asarray(direct, dtype=np.float64)
+    q = np.zeros_like(weight) if router_scores is None else calibrated_direct(router_scores, rewards, propensity)
+    residual = np.where(logged, r - q, 0.0)
+    per_cell = (inverse ** 2 * residual ** 2).sum() / rewards.size  # IPW mean over all cells of (r − q)²/λ
+    direct = (target * q).sum(axis=1)
     return {
         "ips": (weight * r).sum(axis=1),
         "weight": weight.sum(axis=1),
-        "dr": (target * q).sum(axis=1) + (weight * (r - q)).sum(axis=1),
+        "dr": direct + (weight * residual).sum(axis=1),
+        "direct": direct,
+        "correction_variance": (target ** 2).sum(axis=1) * per_cell,
     }
 
 
 def estimate(terms: dict[str, np.ndarray], confidence: float = 0.95, n_resamples: int = 2000,
              seed: int = 0) -> dict:
-    """IPS, SNIPS and DR values with bootstrap intervals over prompts, plus ``n`` prompts."""
+    """IPS, SNIPS and DR values with intervals over prompts, plus ``n`` prompts.
+
+    IPS and SNIPS are None when the router's choice is never the logged LLM: they have nothing to weigh.
+    """
     n = len(terms["ips"])
     if n < 2:
         raise RecrouteError(f"off-policy evaluation needs at least 2 logged prompts, got {n}.")
-    rng = np.random.default_rng(seed)
-
-    def mean(x, axis=-1):
-        return np.mean(x, axis=axis)
-
-    def ratio(a, b, axis=-1):
-        return np.sum(a, axis=axis) / np.sum(b, axis=axis)
-
-    if not terms["weight"].sum() > 0:
-        raise RecrouteError("the router never chooses an LLM the log has an outcome for on these prompts, so "
-                            "self-normalised IPS is undefined; the log cannot evaluate it.")
-    parts = {"ips": ((terms["ips"],), mean), "snips": ((terms["ips"], terms["weight"]), ratio),
-             "dr": ((terms["dr"],), mean)}
-    out = {}
-    for name, (samples, statistic) in parts.items():
-        value = float(statistic(*samples))
-        if all(np.ptp(s) == 0 for s in samples):  # nothing varies: the bootstrap has nothing to say
-            low = high = value
-        else:
-            low, high = np.nan, np.nan
-            for method in ("BCa", "percentile"):  # BCa's acceleration is undefined when the jackknife is flat
-                if np.isfinite(low) and np.isfinite(high):
-                    break
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    ci = bootstrap(samples, statistic, paired=len(samples) > 1, vectorized=True,
-                                   n_resamples=n_resamples, confidence_level=confidence, method=method,
-                                   random_state=rng).confidence_interval
-                low, high = float(ci.low), float(ci.high)
-        out[name] = {"value": value, "low": low, "high": high}
+    out = {"ips": None, "snips": None}
+    if terms["weight"].sum() > 0:
+        rng = np.random.default_rng(seed)
+        parts = {"ips": ((terms["ips"],), _mean), "snips": ((terms["ips"], terms["weight"]), _ratio)}
+        for name, (samples, statistic) in parts.items():
+            out[name] = _bootstrap(samples, statistic, confidence, n_resamples, rng)
+    out["dr"] = _dr_interval(terms, confidence)
     out["n"] = n
     return out
+
+
+def _mean(x, axis=-1):
+    return np.mean(x, axis=axis)
+
+
+def _ratio(a, b, axis=-1):
+    return np.sum(a, axis=axis) / np.sum(b, axis=axis)
+
+
+def _bootstrap(samples, statistic, confidence: float, n_resamples: int, rng) -> dict:
+    """The statistic with its BCa bootstrap interval (percentile where BCa is undefined)."""
+    value = float(statistic(*samples))
+    if all(np.ptp(s) == 0 for s in samples):  # nothing varies: the bootstrap has nothing to say
+        return {"value": value, "low": value, "high": value}
+    low, high = np.nan, np.nan
+    for method in ("BCa", "percentile"):  # BCa's acceleration is undefined when the jackknife is flat
+        if np.isfinite(low) and np.isfinite(high):
+            break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ci = bootstrap(samples, statistic, paired=len(samples) > 1, vectorized=True, n_resamples=n_resamples,
+                           confidence_level=confidence, method=method, random_state=rng).confidence_interval
+        low, high = float(ci.low), float(ci.high)
+    return {"value": value, "low": low, "high": high}
+
+
+def _dr_interval(terms: dict[str, np.ndarray], confidence: float) -> dict:
+    """DR with a normal interval whose variance is the larger of the per-prompt terms' sample variance (right
+    when many records match the router's choices) and the direct part's variance plus the modelled
+    correction variance (right when few or none do, where the sample sees almost none of the correction)."""
+    n = len(terms["dr"])
+    value = float(np.mean(terms["dr"]))
+    modelled = np.var(terms["direct"], ddof=1) + np.mean(terms["correction_variance"])
+    half = norm.ppf(0.5 + confidence / 2) * np.sqrt(max(np.var(terms["dr"], ddof=1), modelled) / n)
+    return {"value": value, "low": value - half, "high": value + half}

@@ -56,7 +56,7 @@ def simulate_logs_command(data_name, allow_pickle, policy_spec, pool, k, seed, o
 @click.option("--pool", default=None, help="Comma-separated LLMs the router chooses among (default: the log's).")
 @click.option("--json", "json_out", default=None, help="Write the estimates here as JSON.")
 def ope(logs_path, folder, pool, json_out):
-    """Estimate a router's mean score on logged prompts (IPS, SNIPS, DR with 95% bootstrap intervals)."""
+    """Estimate a router's mean score on logged prompts (IPS, SNIPS, DR with 95% intervals)."""
     from ..loaders import load_long
     from ..ope import estimate, prompt_terms
     from ..serve import load_router
@@ -71,11 +71,8 @@ def ope(logs_path, folder, pool, json_out):
     served.router.columns(names)  # the router must know every LLM it is to choose among
     columns = log.model_index(names)  # and the log must hold outcomes of each
     queries = served.queries(log)
-    target = np.zeros(log.scores.shape)
-    direct = np.zeros(log.scores.shape)
-    target[:, columns] = served.router.policy(queries, names)
-    direct[:, columns] = served.router.probability(queries, names)
-    result = estimate(prompt_terms(log.scores, log.propensity, target, direct))
+    result = estimate(prompt_terms(log.scores[:, columns], log.propensity[:, columns],
+                                   served.router.policy(queries, names), served.router.probability(queries, names)))
     click.echo(json.dumps(result))
     if json_out:
         _write_json(result, json_out)

@@ -87,17 +87,21 @@ def test_task_scores_are_each_tasks_shrunk_means_weighted_by_its_predicted_proba
     np.testing.assert_allclose(router.score(Queries.of(data)), probabilities @ router.task_scores_, atol=1e-6)
 
 
-def test_task_probabilities_are_sklearns_lda_posteriors_for_two_tasks_and_for_more():
+def test_task_probabilities_are_sklearns_lda_then_logistic_regression_for_two_tasks_and_for_more():
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
 
     for m in (2, 4):
         train = blob_world(n=300, m=m)
         router = TaskRouter(min_task=1).fit(train)
-        lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(
-            train.embeddings / np.linalg.norm(train.embeddings, axis=1, keepdims=True), train.groups)
-        test = blob_world(n=50, m=m, seed=4, prefix="t")
-        expected = lda.predict_proba(test.embeddings / np.linalg.norm(test.embeddings, axis=1, keepdims=True))
-        np.testing.assert_allclose(router.task_probabilities(Queries.of(test)), expected, atol=1e-4)
+        pipeline = make_pipeline(LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto"), LogisticRegression())
+        pipeline.fit(train.embeddings / np.linalg.norm(train.embeddings, axis=1, keepdims=True), train.groups)
+        test = blob_world(n=50, m=m, seed=4, prefix="t").embeddings
+        queries = np.vstack([test, (test + test[::-1]) / 2])  # new prompts, and prompts between two tasks
+        expected = pipeline.predict_proba(queries / np.linalg.norm(queries, axis=1, keepdims=True))
+        assert (expected.max(axis=1) < 0.9).any()  # probabilities, not only 0s and 1s, are compared
+        np.testing.assert_allclose(router.task_probabilities(Queries(embeddings=queries)), expected, atol=1e-4)
 
 
 def test_task_router_sends_each_tasks_new_prompts_to_its_best_llm():

@@ -3,10 +3,13 @@
 Routing data usually names each prompt's task (``RoutingData.groups``: the
 benchmark or category it came from), and on the bundled data knowing the
 task alone routes as well as the learned routers or better. New prompts
-come without it, so a linear discriminant (sklearn's LDA with Ledoit–Wolf
-shrinkage: closed form, nothing to tune) predicts the task's probabilities
-from the prompt's embedding, and an LLM's score is its mean score in each
-task weighted by them. A task mean is shrunk towards the LLM's overall mean
+come without it, so its probabilities are predicted from the prompt's
+embedding: a linear discriminant (sklearn's LDA with Ledoit–Wolf shrinkage:
+closed form, nothing to tune) projects the embedding onto the directions
+that tell the tasks apart, and a multinomial logistic regression on those
+few coordinates turns them into probabilities (LDA's own Gaussian posterior
+is overconfident where tasks overlap, and the probabilities weigh the task
+means). An LLM's score is its mean score in each task weighted by them. A task mean is shrunk towards the LLM's overall mean
 with a prior worth ``prior`` prompts; tasks with fewer than ``min_task``
 training prompts are pooled into one. Without two such tasks the router
 scores every prompt by the LLMs' overall means: the best single LLM. With
@@ -28,7 +31,7 @@ POOLED = "<other>"
 
 
 class TaskRouter(Router):
-    """Each LLM's shrunk mean score per task, weighted by the task probabilities an LDA predicts from the prompt."""
+    """Each LLM's shrunk mean score per task, weighted by the task probabilities predicted from the prompt."""
 
     trains_on_validation = True
 
@@ -47,12 +50,17 @@ class TaskRouter(Router):
         self.intercept_ = np.zeros(len(self.tasks_), dtype=np.float32)
         if len(self.tasks_) > 1:
             from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+            from sklearn.linear_model import LogisticRegression
 
-            lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(x, index)
+            lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x, index)
+            directions = lda.scalings_[:, :len(self.tasks_) - 1]  # the eigen solver's transform is x @ these
+            logistic = LogisticRegression().fit(x @ directions, index)
+            # both steps are linear, so the logits are one matrix product of the embedding
+            coef, intercept = logistic.coef_ @ directions.T, logistic.intercept_
             if len(self.tasks_) == 2:  # sklearn keeps one logit for two classes: softmax of (0, z) is sigmoid(z)
-                self.coef_[1], self.intercept_[1] = lda.coef_[0], lda.intercept_[0]
+                self.coef_[1], self.intercept_[1] = coef[0], intercept[0]
             else:
-                self.coef_[:], self.intercept_[:] = lda.coef_, lda.intercept_
+                self.coef_[:], self.intercept_[:] = coef, intercept
 
     def task_probabilities(self, queries: Queries) -> np.ndarray:
         """Each prompt's predicted probability of each task in ``tasks_``."""

@@ -129,7 +129,7 @@ def small() -> None:
             for world, subsample in (("as given", data), ("embeddings shuffled", shuffled)):
                 start = time.time()
                 for row in evaluate(subsample, SMALL_ROUTERS, pool_sizes=(3, 5), seeds=SEEDS):
-                    rows.append({**row, "subsample": sub, "world": world})
+                    rows.append({**row, "dataset": name, "subsample": sub, "world": world})
                 print(f"{name} subsample {sub} {world}: {time.time() - start:.0f}s", file=sys.stderr, flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "quality_small.json").write_text(json.dumps(rows, indent=0, default=str) + "\n")

@@ -95,7 +95,8 @@ def test_task_probabilities_are_sklearns_lda_then_logistic_regression_for_two_ta
     for m in (2, 4):
         train = blob_world(n=300, m=m)
         router = TaskRouter(min_task=1).fit(train)
-        pipeline = make_pipeline(LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto"), LogisticRegression())
+        pipeline = make_pipeline(LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto"),
+                                 LogisticRegression(max_iter=1000))
         pipeline.fit(train.embeddings / np.linalg.norm(train.embeddings, axis=1, keepdims=True), train.groups)
         test = blob_world(n=50, m=m, seed=4, prefix="t").embeddings
         queries = np.vstack([test, (test + test[::-1]) / 2])  # new prompts, and prompts between two tasks

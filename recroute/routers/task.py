@@ -54,7 +54,7 @@ class TaskRouter(Router):
 
             lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x, index)
             directions = lda.scalings_[:, :len(self.tasks_) - 1]  # the eigen solver's transform is x @ these
-            logistic = LogisticRegression().fit(x @ directions, index)
+            logistic = LogisticRegression(max_iter=1000).fit(x @ directions, index)
             # both steps are linear, so the logits are one matrix product of the embedding
             coef, intercept = logistic.coef_ @ directions.T, logistic.intercept_
             if len(self.tasks_) == 2:  # sklearn keeps one logit for two classes: softmax of (0, z) is sigmoid(z)

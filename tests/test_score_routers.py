@@ -105,6 +105,19 @@ def test_task_probabilities_are_sklearns_lda_then_logistic_regression_for_two_ta
         np.testing.assert_allclose(router.task_probabilities(Queries(embeddings=queries)), expected, atol=1e-4)
 
 
+def test_task_router_fits_tasks_whose_prompts_share_one_embedding():
+    """No within-task scatter leaves the LDA's eigen problem singular (LinAlgError in sklearn); the router
+    still fits, and tells the two tasks apart."""
+    centres = np.eye(2, 8) * 3 + 1
+    blob = np.arange(40) % 2
+    p = np.where(blob[:, None] == np.arange(2), 0.9, 0.2)
+    train = make_data(p, centres[blob], groups=[f"blob{b}" for b in blob])
+    router = TaskRouter(min_task=1).fit(train)
+    probabilities = router.task_probabilities(Queries(embeddings=centres))
+    assert (np.argmax(probabilities, axis=1) == [0, 1]).all() and (probabilities.max(axis=1) > 0.6).all()
+    assert (router.route(Queries(embeddings=centres)) == [0, 1]).all()
+
+
 def test_task_router_sends_each_tasks_new_prompts_to_its_best_llm():
     train, test = blob_world(), blob_world(n=400, seed=4, prefix="t")
     best_single = routed_mu(BestSingleRouter().fit(train), test)

@@ -9,9 +9,12 @@ closed form, nothing to tune) projects the embedding onto the directions
 that tell the tasks apart, and a multinomial logistic regression on those
 few coordinates turns them into probabilities (LDA's own Gaussian posterior
 is overconfident where tasks overlap, and the probabilities weigh the task
-means). An LLM's score is its mean score in each task weighted by them. A task mean is shrunk towards the LLM's overall mean
-with a prior worth ``prior`` prompts; tasks with fewer than ``min_task``
-training prompts are pooled into one. Without two such tasks the router
+means). Where the tasks' prompts do not vary within a task (the within-task
+scatter is singular, and the eigen solver has nothing to solve), the
+logistic regression reads the embedding itself. An LLM's score is its mean
+score in each task weighted by them. A task mean is shrunk towards the
+LLM's overall mean with a prior worth ``prior`` prompts; tasks with fewer
+than ``min_task`` training prompts are pooled into one. Without two such tasks the router
 scores every prompt by the LLMs' overall means: the best single LLM. With
 ``logging_clip`` (a routing log) every record counts its clipped,
 self-normalised inverse logging propensity (:func:`recroute.logs.propensity_weights`)
@@ -52,8 +55,11 @@ class TaskRouter(Router):
             from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
             from sklearn.linear_model import LogisticRegression
 
-            lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x, index)
-            directions = lda.scalings_[:, :len(self.tasks_) - 1]  # the eigen solver's transform is x @ these
+            try:
+                lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x, index)
+                directions = lda.scalings_[:, :len(self.tasks_) - 1]  # the eigen solver's transform is x @ these
+            except np.linalg.LinAlgError:  # no within-task scatter (each task's prompts share one embedding):
+                directions = np.eye(x.shape[1])  # no discriminant to solve for; the regression reads x itself
             logistic = LogisticRegression(max_iter=1000).fit(x @ directions, index)
             # both steps are linear, so the logits are one matrix product of the embedding
             coef, intercept = logistic.coef_ @ directions.T, logistic.intercept_

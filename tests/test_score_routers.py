@@ -214,7 +214,9 @@ def test_auto_keeps_no_member_its_final_stack_weighs_zero(monkeypatch, tmp_path)
 
     monkeypatch.setattr(auto_module, "_stack", zero_on_all_prompts)
     router = AutoRouter(candidates=("cluster", "ridge"), confidence=0.0).fit(train)
+    assert router.cv_[0] > 0  # the cross-validated gain cleared the threshold: the zero stack, not it, left none
     assert router.chosen_["routes_with"] == "best single LLM" and router.member_routers_ == []
+    assert router.weights_.shape == (0,) and float(router.margin_) == 0.0
     save_router(router, tmp_path / "router", embedding_model="test", data_source="synthetic", embedding_dim=16)
     assert not [key for key in np.load(tmp_path / "router" / ARRAYS) if key.startswith("member.")]
     test = blob_world(n=200, seed=4, prefix="t")

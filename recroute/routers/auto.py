@@ -16,7 +16,10 @@ prompts, never on the prompts it is judged on:
    whose out-of-fold routing gains most over the best single LLM win, and
    only if that gain exceeds ``confidence`` standard errors. Otherwise
    ``auto`` is the best single LLM: on data with nothing to learn it routes
-   like it, not below it.
+   like it, not below it;
+4. the winning structure's stack is refitted on all training prompts, and a
+   member it weighs 0 is dropped (neither kept nor saved); if it weighs every
+   member 0, ``auto`` is the best single LLM.
 
 With ``logging_clip`` (a routing log) each candidate gets the same
 ``logging_clip``, and the best single LLM, the stack's intercepts and the

@@ -78,6 +78,9 @@ def prompt_terms(rewards: np.ndarray, propensity: np.ndarray, target: np.ndarray
     if (logged & np.isnan(propensity)).any():
         raise RecrouteError(f"{int((logged & np.isnan(propensity)).sum())} logged records have no propensity; "
                             "off-policy evaluation needs the logging policy's probability of each.")
+    if not logged.any():  # DR would be the router's own raw scores, with an interval as if they were measured
+        raise RecrouteError("the log holds no outcome of the LLMs evaluated; off-policy evaluation has nothing "
+                            "to estimate from.")
     inverse = np.where(logged, 1 / np.where(logged, propensity, 1.0), 0.0)
     weight = target * inverse
     r = np.where(logged, rewards, 0.0)

@@ -260,7 +260,8 @@ def test_scores_an_affine_map_from_the_outcomes_calibrate_into_an_exact_dr():
 def test_dr_covers_near_nominal_with_many_llms_and_few_logged_choices():
     """60 LLMs, 200 prompts, one uniformly logged outcome each: the router's choice is logged on about 3
     prompts, and its raw score (the best of 60 noisy estimates) overshoots its outcome rate by about 0.2.
-    The 95% DR interval covers in 88%–100% of 150 logs, and stays narrower than 1.5 on average."""
+    The 95% DR interval covers in 88%–100% of 150 logs (all of them, measured: it errs wide), and its mean
+    width, 1.11 measured, stays under 1.2: wider is an inflated variance, not an honest one."""
     rng = np.random.default_rng(11)
     n, m = 200, 60
     p_good = rng.beta(2, 2, (n, m))
@@ -277,7 +278,7 @@ def test_dr_covers_near_nominal_with_many_llms_and_few_logged_choices():
         covered += dr["low"] <= truth <= dr["high"]
         widths.append(dr["high"] - dr["low"])
     assert 0.88 <= covered / 150 <= 1.0, covered
-    assert np.mean(widths) < 1.5, np.mean(widths)
+    assert np.mean(widths) < 1.2, np.mean(widths)
 
 
 def test_ips_and_snips_are_undefined_but_dr_is_given_when_the_routers_choice_is_never_logged():
@@ -287,6 +288,28 @@ def test_ips_and_snips_are_undefined_but_dr_is_given_when_the_routers_choice_is_
     result = estimate(prompt_terms(rewards, propensity, target, np.array([[0.9, 0.2], [0.8, 0.3], [0.7, 0.1]])))
     assert result["ips"] is None and result["snips"] is None
     assert result["dr"]["low"] < result["dr"]["value"] < result["dr"]["high"]
+
+
+def test_a_log_without_any_outcome_is_refused():
+    nothing = np.full((3, 2), np.nan)
+    with pytest.raises(RecrouteError, match="holds no outcome"):
+        prompt_terms(nothing, nothing, np.array([[1.0, 0.0]] * 3), np.full((3, 2), 0.5))
+
+
+def test_float32_propensities_policy_and_scores_give_the_float64_estimates():
+    """A log stores float32 propensities and a router gives float32 policies and scores: the estimates are
+    those of the same numbers in float64, not moved by float32 arithmetic."""
+    rng = np.random.default_rng(2)
+    n, m = 200, 4
+    chosen = np.eye(m, dtype=bool)[rng.integers(0, m, n)]
+    rewards = np.where(chosen, (rng.random((n, m)) < 0.6), np.nan).astype(np.float32)
+    propensity = np.where(chosen, np.float32(1 / 3) * np.array([0.3, 0.6, 0.9, 1.2]), np.nan).astype(np.float32)
+    target, scores = rng.dirichlet(np.ones(m), n).astype(np.float32), rng.random((n, m)).astype(np.float32)
+    single = estimate(prompt_terms(rewards, propensity, target, scores))
+    double = estimate(prompt_terms(*(x.astype(np.float64) for x in (rewards, propensity, target, scores))))
+    for name in ("ips", "snips", "dr"):
+        for key in ("value", "low", "high"):
+            assert single[name][key] == pytest.approx(double[name][key], abs=1e-12), (name, key)
 
 
 def test_records_without_a_propensity_are_refused():

@@ -209,7 +209,9 @@ if __name__ == "__main__":
     if command == "task-bound":
         task_bound()
     elif command == "small":
-        small_report() if args == ["--report"] else small()
+        if args not in ([], ["--report"]):  # a mistyped --report would otherwise start the hours-long run
+            sys.exit(f"quality.py small: unknown arguments {' '.join(args)}; the only one is --report.")
+        small_report() if args else small()
     elif command != "run":
         report()
     elif args[:1] == ["--routers"]:

@@ -158,50 +158,45 @@ def small_report() -> None:
 
 
 def _small_figure(bars) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    worlds = ("as given", "embeddings shuffled")
-    groups = [(name, world) for name in DATASETS for world in worlds]
-    routers = [r for r in SMALL_ROUTERS if r != "oracle"]
-    fig, ax = plt.subplots(figsize=(9, 4))
-    width = 0.8 / len(routers)
-    for i, router in enumerate(routers):
-        ax.bar(np.arange(len(groups)) + i * width, [bars[name, world, router] for name, world in groups], width,
-               label=router)
-    ax.axhline(1, color="black", linewidth=0.8)
-    ax.set_xticks(np.arange(len(groups)) + width * (len(routers) - 1) / 2,
-                  [f"{name}\n{world}" for name, world in groups], fontsize=8)
-    ax.set_ylim(min(bars.values()) - 0.01, max(v for (_, _, r), v in bars.items() if r != "oracle") + 0.01)
-    ax.set_ylabel("mean V_B")
-    ax.set_title("auto on 1,000-prompt subsamples (RouterEval protocol, m = 3, 5; seeds 42–44; 4 subsamples)")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(DOCS / "quality_small.png", dpi=120)
+    groups = [(name, world) for name in DATASETS for world in ("as given", "embeddings shuffled")]
+    series = {router: [bars[name, world, router] for name, world in groups] for router in SMALL_ROUTERS
+              if router != "oracle"}
+    values = [v for bars_of_router in series.values() for v in bars_of_router]
+    _grouped_bars(series, [f"{name}\n{world}" for name, world in groups], baseline=1, ylabel="mean V_B",
+                  title="auto on 1,000-prompt subsamples (RouterEval protocol, m = 3, 5; seeds 42–44; 4 subsamples)",
+                  out=DOCS / "quality_small.png", fontsize=8, ylim=(min(values) - 0.01, max(values) + 0.01))
 
 
 def _figure(routers, datasets, gaps) -> None:
+    series = {name: [100 * gaps[r].get(name, np.nan) for r in routers] for name in datasets}
+    _grouped_bars(series, routers, baseline=0, ylabel="% of best single → oracle gap closed",
+                  title="Routing quality, RouterEval protocol (m = 3, 5; seeds 42–44)",
+                  out=DOCS / "quality_gap_closed.png")
+
+
+def _grouped_bars(series: dict, ticks, baseline: float, ylabel: str, title: str, out: Path, fontsize=None,
+                  ylim=None) -> None:
+    """One bar per series at each tick and a line at ``baseline``, saved to ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4))
-    width = 0.8 / len(datasets)
-    for i, name in enumerate(datasets):
-        ax.bar(np.arange(len(routers)) + i * width, [100 * gaps[r].get(name, np.nan) for r in routers], width,
-               label=name)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(np.arange(len(routers)) + width * (len(datasets) - 1) / 2, routers)
-    ax.set_ylabel("% of best single → oracle gap closed")
-    ax.set_title("Routing quality, RouterEval protocol (m = 3, 5; seeds 42–44)")
+    width = 0.8 / len(series)
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar(np.arange(len(ticks)) + i * width, values, width, label=label)
+    ax.axhline(baseline, color="black", linewidth=0.8)
+    ax.set_xticks(np.arange(len(ticks)) + width * (len(series) - 1) / 2, ticks, fontsize=fontsize)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(DOCS / "quality_gap_closed.png", dpi=120)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

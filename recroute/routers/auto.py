@@ -98,13 +98,15 @@ class AutoRouter(Router):
         self.cv_ = np.array([gain, spread / np.sqrt(n), share])
         if not gain > self.confidence * spread / np.sqrt(n):
             members = ()
-        stack, bias = _stack(np.stack([predicted[name] for name in members]), truth, weights) if members else \
-            (np.zeros(0), self.means_.astype(np.float64))
-        kept = stack > 0  # a member weighted 0 adds nothing to any score: it is neither kept nor saved
-        members = tuple(np.array(members, dtype=str)[kept])
+        self.weights_, self.bias_ = np.zeros(0), self.means_.astype(np.float64)  # the best single LLM
+        if members:
+            stack, bias = _stack(np.stack([predicted[name] for name in members]), truth, weights)
+            kept = stack > 0  # a member weighted 0 adds nothing to any score: it is neither kept nor saved
+            members = tuple(np.array(members, dtype=str)[kept])
+            if members:
+                self.weights_, self.bias_ = stack[kept], bias
         self.members_ = np.array(members, dtype=str)
         self.margin_ = np.array(margin if members else 0.0)
-        self.weights_, self.bias_ = (stack[kept], bias) if members else (np.zeros(0), self.means_.astype(np.float64))
         self.member_routers_ = [fitted[name] for name in members]
         self._describe()
 

@@ -194,7 +194,12 @@ def torch_threads(cells: int):
         torch.set_num_threads(before)
 
 
-def best_set_labels(scores: np.ndarray, tolerance: float = 0.95, binary: bool | None = None) -> np.ndarray:
+#: RouterEval's best set: the LLMs whose score is at least this share of the prompt's best.
+BEST_SET_TOLERANCE = 0.95
+
+
+def best_set_labels(scores: np.ndarray, tolerance: float = BEST_SET_TOLERANCE, binary: bool | None = None
+                    ) -> np.ndarray:
     """RouterEval's multi-hot targets: 1 for the LLMs within ``tolerance`` of the prompt's best score.
 
     As RouterEval trains on them: 0/1 outcomes are their own labels (a prompt

@@ -29,6 +29,7 @@ import numpy as np
 from ..data import RoutingData
 from ..errors import RecrouteError
 from ..loaders import LONG_OPTIONAL, LONG_REQUIRED
+from ..routers.base import BEST_SET_TOLERANCE
 from ..routers.latent import CALIBRATION_CELLS
 from ..routers.spark_als import SparkALSRouter
 from .als import factors_array, fit_als, java_cause, rating_column
@@ -38,8 +39,6 @@ from .session import spark_session
 DEFAULT_SAMPLE = 100_000
 #: Records per ALS block (Spark's numUserBlocks = numItemBlocks), at most.
 RECORDS_PER_BLOCK = 4_000_000
-#: Best-set tolerance, as recroute.routers.base.best_set_labels.
-TOLERANCE = 0.95
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
 
 
@@ -265,7 +264,7 @@ def _fit(spark, router, path, records_path, prompts_path, sample, encoder, say, 
 def labelled(cells, binary: bool):
     """(prompt_id, model, label) of (prompt_id, model, score) cells, as
     :func:`recroute.routers.base.best_set_labels` labels a matrix: 0/1 outcomes are their
-    own labels; continuous scores are 1 within ``TOLERANCE`` of the prompt's best."""
+    own labels; continuous scores are 1 within ``BEST_SET_TOLERANCE`` of the prompt's best."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -273,7 +272,7 @@ def labelled(cells, binary: bool):
         label = F.col("score")
     else:
         best = F.max("score").over(Window.partitionBy("prompt_id"))
-        label = (F.col("score") >= F.lit(TOLERANCE) * best).cast("double")
+        label = (F.col("score") >= F.lit(BEST_SET_TOLERANCE) * best).cast("double")
     return cells.select("prompt_id", "model", label.alias("label"))
 
 

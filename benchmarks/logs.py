@@ -13,12 +13,12 @@ of LLMs is the variable; prompts missing an outcome are left out.
     training prompts with K = 1, 2, 5 outcomes per prompt, against the same routers on the dense matrix.
 (b) Off-policy evaluation: a kNN router fitted on the dense training prompts is evaluated from logs of
     its test prompts (one outcome each) under the uniform policy and a skewed one (softmax:0.5 over the
-    true outcomes), 20 log draws; truth is the router's mean score on those prompts. Error and coverage
-    of IPS, SNIPS (95% BCa bootstrap over prompts) and DR (its calibrated direct model and normal
-    interval, ``recroute.ope``), DR's mean interval width, on how many prompts the router's choice was
-    the logged LLM, and in how many of the first 5 draws the truth lies in the DR interval. A log in
-    which the router's choice is never the logged LLM has no IPS or SNIPS estimate (counted as not
-    covering).
+    true outcomes), 20 log draws; truth is the router's mean score on those prompts. Error, coverage
+    and mean interval width of IPS, SNIPS and DR (``recroute.ope``: DR's calibrated direct model, each
+    interval pooled with a modelled one), on how many prompts the router's choice was the logged LLM,
+    and in how many of the first 5 draws the truth lies in the DR interval. A log in
+    which the router's choice is never the logged LLM has no IPS or SNIPS estimate: their error,
+    coverage and width are over the logs that have one, and the table says how many do.
 (c) Under two skewed policies (K = 1): V_B of routers trained on the log plainly and with
     ``logging_clip=20`` (the dense column of (a) is the reference). ``hard→best`` sends the harder half
     of the prompts to the strongest LLM with probability 0.8 (the rest uniformly), the easier half
@@ -203,15 +203,17 @@ def table_ope(rows: list[dict]) -> str:
             for estimator in ESTIMATORS:
                 these = [r for r in mine if r["estimator"] == estimator]
                 defined = [r["error"] for r in these if np.isfinite(r["error"])]
-                cells += [f"{np.mean(defined):.3f}" if defined else "undefined",
-                          f"{np.mean([r['covered'] for r in these]):.2f}"]
+                given = [r for r in these if np.isfinite(r["error"])]
+                cells += [f"{np.mean([r['error'] for r in given]):.3f}" if given else "undefined",
+                          f"{np.mean([r['covered'] for r in given]):.2f}" if given else "–",
+                          f"{np.mean([r['high'] - r['low'] for r in given]):.2f}" if given else "–"]
             dr = [r for r in mine if r["estimator"] == "dr"]
+            defined = sum(np.isfinite(r["error"]) for r in mine if r["estimator"] == "ips")
             lines.append([name, mine[0]["n_llms"], policy, mine[0]["n"],
-                          f"{np.mean([r['choice_logged'] for r in dr]):.1f}", f"{mine[0]['truth']:.3f}", *cells,
-                          f"{np.mean([r['high'] - r['low'] for r in dr]):.2f}",
-                          f"{sum(r['covered'] for r in dr if r['draw'] < 5)}/5"])
-    return format_table(["data", "LLMs", "logging policy", "prompts", "choice logged", "truth", "IPS error",
-                         "IPS cover", "SNIPS error", "SNIPS cover", "DR error", "DR cover", "DR width",
+                          f"{np.mean([r['choice_logged'] for r in dr]):.1f}", f"{defined}/{len(dr)}",
+                          f"{mine[0]['truth']:.3f}", *cells, f"{sum(r['covered'] for r in dr if r['draw'] < 5)}/5"])
+    return format_table(["data", "LLMs", "logging policy", "prompts", "choice logged", "IPS, SNIPS defined",
+                         "truth", *(f"{e.upper()} {column}" for e in ESTIMATORS for column in ("error", "cover", "width")),
                          "DR covers, draws 0-4"], lines)
 
 

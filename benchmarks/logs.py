@@ -15,8 +15,8 @@ of LLMs is the variable; prompts missing an outcome are left out.
     its test prompts (one outcome each) under the uniform policy and a skewed one (softmax:0.5 over the
     true outcomes), 20 log draws; truth is the router's mean score on those prompts. Error, coverage
     and mean interval width of IPS, SNIPS and DR (``recroute.ope``: DR's calibrated direct model, each
-    interval widened by a modelled variance), on how many prompts the router's choice was the logged LLM,
-    and in how many of the first 5 draws the truth lies in the DR interval. A log in
+    interval also counting a modelled variance), on how many prompts the router's choice was the
+    logged LLM, and in how many of the first 5 draws the truth lies in the DR interval. A log in
     which the router's choice is never the logged LLM has no IPS or SNIPS estimate: their error,
     coverage and width are over the logs that have one, and the table says how many do.
 (c) Under two skewed policies (K = 1): V_B of routers trained on the log plainly and with

@@ -80,8 +80,9 @@ def prompt_terms(rewards: np.ndarray, propensity: np.ndarray, target: np.ndarray
     mean over all cells of (r − q)²/λ (inverse-propensity weighted) times Σ_m π², as if the router's
     choices were typical cells.
     """
-    # float64 throughout: a log's float32 propensities and a router's float32 policy, summed over many prompts
-    propensity, target = np.asarray(propensity, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    # float64 throughout: a log's float32 outcomes and propensities and a router's float32 policy, summed over
+    # many prompts (a float32 outcome minus a Python float stays float32, and so does its square)
+    rewards, propensity, target = (np.asarray(x, dtype=np.float64) for x in (rewards, propensity, target))
     logged = ~np.isnan(rewards)
     if (logged & np.isnan(propensity)).any():
         raise RecrouteError(f"{int((logged & np.isnan(propensity)).sum())} logged records have no propensity; "

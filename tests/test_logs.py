@@ -308,6 +308,29 @@ def test_ips_and_snips_intervals_cover_with_many_llms_and_few_logged_choices():
         assert 0.88 <= hits / logs <= 1.0, (name, hits, logs)
 
 
+def test_snips_interval_is_widened_where_its_bootstrap_rests_on_a_few_prompts():
+    """30 LLMs, 200 prompts, one uniformly logged outcome each: SNIPS rests on the ~7 prompts whose logged LLM
+    is the router's choice, and its bootstrap interval (the modelled bound where the bootstrap gives none)
+    covered 88%–92% of 200 logs (6 seeds measured). Its share of the modelled variance brings that to
+    96%–100%, at a mean width of 0.82–0.85; the modelled interval all the way (or SNIPS's variance centred
+    on 0, not its value) is 0.92–0.95 wide."""
+    rng = np.random.default_rng(13)
+    n, m = 200, 30
+    p_good = rng.beta(2, 2, (n, m))
+    target = np.eye(m)[np.argmax(p_good + rng.normal(0, 0.25, (n, m)), axis=1)]
+    truth = (target * p_good).sum(axis=1).mean()
+    covered, widths = 0, []
+    for _ in range(200):
+        chosen = np.eye(m, dtype=bool)[rng.integers(0, m, n)]
+        rewards = (rng.random((n, m)) < p_good).astype(float)
+        snips = estimate(prompt_terms(np.where(chosen, rewards, np.nan), np.where(chosen, 1 / m, np.nan), target),
+                         n_resamples=200)["snips"]
+        covered += snips["low"] <= truth <= snips["high"]
+        widths.append(snips["high"] - snips["low"])
+    assert covered / 200 >= 0.94, covered
+    assert np.mean(widths) < 0.89, np.mean(widths)
+
+
 def test_ips_and_snips_are_undefined_but_dr_is_given_when_the_routers_choice_is_never_logged():
     rewards = np.array([[1.0, np.nan], [np.nan, 0.0], [0.0, np.nan]])
     propensity = np.where(np.isnan(rewards), np.nan, 0.5)
@@ -324,16 +347,20 @@ def test_a_log_without_any_outcome_is_refused():
 
 
 def test_float32_propensities_policy_and_scores_give_the_float64_estimates():
-    """A log stores float32 propensities and a router gives float32 policies and scores: the estimates are
-    those of the same numbers in float64, not moved by float32 arithmetic."""
+    """A log stores float32 outcomes (graded, not only 0/1) and propensities, and a router gives float32
+    policies and scores: the per-prompt terms and estimates are those of the same numbers in float64, not
+    moved by float32 arithmetic (an outcome squared in float32 moved IPS's modelled variance by 2e-9)."""
     rng = np.random.default_rng(2)
     n, m = 200, 4
     chosen = np.eye(m, dtype=bool)[rng.integers(0, m, n)]
-    rewards = np.where(chosen, (rng.random((n, m)) < 0.6), np.nan).astype(np.float32)
+    rewards = np.where(chosen, rng.random((n, m)), np.nan).astype(np.float32)
     propensity = np.where(chosen, np.float32(1 / 3) * np.array([0.3, 0.6, 0.9, 1.2]), np.nan).astype(np.float32)
     target, scores = rng.dirichlet(np.ones(m), n).astype(np.float32), rng.random((n, m)).astype(np.float32)
-    single = estimate(prompt_terms(rewards, propensity, target, scores))
-    double = estimate(prompt_terms(*(x.astype(np.float64) for x in (rewards, propensity, target, scores))))
+    single_terms = prompt_terms(rewards, propensity, target, scores)
+    double_terms = prompt_terms(*(x.astype(np.float64) for x in (rewards, propensity, target, scores)))
+    for key, value in double_terms.items():
+        np.testing.assert_allclose(single_terms[key], value, rtol=1e-14, atol=0, err_msg=key)
+    single, double = estimate(single_terms), estimate(double_terms)
     for name in ("ips", "snips", "dr"):
         for key in ("value", "low", "high"):
             assert single[name][key] == pytest.approx(double[name][key], abs=1e-12), (name, key)

@@ -20,8 +20,8 @@ propensities λ (:mod:`recroute.logs`) and w = π/λ on the logged records:
 Each comes with a 95% interval over prompts that also counts the variance
 the log did not happen to sample, modelled from every logged record
 (:func:`prompt_terms`): with 50+ LLMs and one outcome per prompt only a few
-prompts carry a weighted record, and intervals from the sample alone
-covered the truth in 0–5% (SNIPS) to 50–85% (IPS) of logs, DR's in 1 of 5.
+prompts carry a weighted record, and from the sample alone SNIPS's interval
+covered the truth in 0–5% of logs (or had no bounds), DR's in 1 of 5.
 IPS and SNIPS widen a BCa bootstrap (scipy.stats.bootstrap, as in the Open
 Bandit Pipeline) towards the modelled interval, the more so the fewer
 prompts are weighted; DR's interval is normal, with the larger of the two
@@ -68,8 +68,9 @@ def calibrated_direct(scores: np.ndarray, rewards: np.ndarray, propensity: np.nd
 def prompt_terms(rewards: np.ndarray, propensity: np.ndarray, target: np.ndarray,
                  router_scores: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-prompt terms (n,) whose means make the estimates: 'ips', 'weight' (Σ w), 'dr' and its 'direct'
-    part, and for each estimator '<name>_variance': what its weighted sum of logged outcomes would vary by
-    over logs (IPS is DR with q = 0, SNIPS to first order DR with q its own value).
+    part, and for each estimator '<name>_variance': the modelled second moment, over logs, of its weighted
+    sum of logged outcomes about its q (IPS is DR with q = 0, SNIPS to first order DR with q its own value;
+    for IPS this exceeds the variance by its squared value, which matters only where propensities near 1).
 
     ``rewards`` and ``propensity`` (n, m) are NaN where not logged; ``target`` (n, m) is the evaluated
     policy; ``router_scores`` (n, m) its predicted scores, calibrated into the direct model by
@@ -87,6 +88,11 @@ def prompt_terms(rewards: np.ndarray, propensity: np.ndarray, target: np.ndarray
     if (logged & np.isnan(propensity)).any():
         raise RecrouteError(f"{int((logged & np.isnan(propensity)).sum())} logged records have no propensity; "
                             "off-policy evaluation needs the logging policy's probability of each.")
+    outside = logged & ~np.isnan(propensity) & ~((propensity > 0) & (propensity <= 1))
+    if outside.any():
+        raise RecrouteError(f"{int(outside.sum())} logged records have a propensity outside (0, 1], e.g. "
+                            f"{float(propensity[outside][0])!r}; a logging policy's probability of a logged "
+                            "choice is in (0, 1].")
     if not logged.any():  # DR would be the router's own raw scores, with an interval as if they were measured
         raise RecrouteError("the log holds no outcome of the LLMs evaluated; off-policy evaluation has nothing "
                             "to estimate from.")

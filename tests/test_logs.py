@@ -366,6 +366,13 @@ def test_float32_propensities_policy_and_scores_give_the_float64_estimates():
             assert single[name][key] == pytest.approx(double[name][key], abs=1e-12), (name, key)
 
 
+@pytest.mark.parametrize("bad", [0.0, -0.2, 1.5])
+def test_records_with_a_propensity_outside_zero_one_are_refused(bad):
+    with pytest.raises(RecrouteError, match=r"1 logged records have a propensity outside \(0, 1\]"):
+        prompt_terms(np.array([[1.0, np.nan], [0.0, np.nan]]), np.array([[bad, np.nan], [0.5, np.nan]]),
+                     np.array([[1.0, 0.0], [1.0, 0.0]]))
+
+
 def test_records_without_a_propensity_are_refused():
     with pytest.raises(RecrouteError, match="1 logged records have no propensity"):
         prompt_terms(np.array([[1.0, np.nan]]), np.array([[np.nan, np.nan]]), np.array([[1.0, 0.0]]))

@@ -56,7 +56,8 @@ class ServedRouter:
         names = self.models if pool is None else list(pool)
         if pool is not None:
             self.router.columns(names)  # unknown names fail before any encoding, with the router's message
-        queries = Queries(embeddings=self.encoder.encode(list(texts)) if embeddings is None else embeddings)
+        queries = Queries(embeddings=self.encoder.encode(list(texts)) if embeddings is None else embeddings,
+                          texts=np.asarray(list(texts), dtype=object))
         fitted_dim = self.manifest.get("embedding_dim")
         if fitted_dim is not None and queries.embeddings.shape[1] != fitted_dim:
             raise RecrouteError(
@@ -94,7 +95,7 @@ class ServedRouter:
             by_id = " (or ones an als or bpr router was trained on, known by id)" if warm else ""
             raise RecrouteError(f"{data.source}: has no prompt texts, and {self.source} (a "
                                 f"{type(self.router).__name__}) needs them to place its prompts{by_id}.")
-        return Queries(embeddings=prompt_embeddings(data, self.encoder), ids=data.prompt_ids)
+        return Queries(embeddings=prompt_embeddings(data, self.encoder), ids=data.prompt_ids, texts=data.prompts)
 
     # -- changing the pool ------------------------------------------------------
     def add_llm(self, name: str, texts: Sequence[str], outcomes, cost_model: CostModel | None = None,

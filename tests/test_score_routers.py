@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -122,6 +123,75 @@ def test_task_router_sends_each_tasks_new_prompts_to_its_best_llm():
     train, test = blob_world(), blob_world(n=400, seed=4, prefix="t")
     best_single = routed_mu(BestSingleRouter().fit(train), test)
     assert routed_mu(TaskRouter().fit(train), test) > best_single + 0.3
+
+
+TEMPLATES = ("Q: what is {a} plus {b}? A:", "def scale_{a}(x):\n    return x * {b}",
+             "Trivia. Which river flows through city number {a} of region {b}?")
+
+
+def worded_world(n=600, seed=5, prefix="w", dim=16) -> RoutingData:
+    """Three tasks told apart by their wording alone: each prompt fills its task's template with random
+    numbers, and its embedding is noise. In task c LLM c answers 90% of prompts and the others 30%."""
+    rng = np.random.default_rng(seed)
+    task = rng.integers(3, size=n)
+    texts = [TEMPLATES[t].format(a=rng.integers(1000), b=rng.integers(1000)) for t in task]
+    p = np.full((n, 3), 0.3)
+    p[np.arange(n), task] = 0.9
+    data = make_data((rng.random((n, 3)) < p).astype(np.float32), rng.normal(size=(n, dim)), prefix,
+                     [f"task{t}" for t in task])
+    return replace(data, prompts=np.array(texts, dtype=object))
+
+
+def test_task_router_reads_the_prompts_words_where_their_embeddings_cannot_tell_the_tasks_apart():
+    train, test = worded_world(), worded_world(n=300, seed=6, prefix="t")
+    router = TaskRouter().fit(train)
+    truth = np.array([int(g[-1]) for g in test.groups])
+    with_texts = router.task_probabilities(Queries.of(test))
+    without = router.task_probabilities(Queries(embeddings=test.embeddings))
+    assert (with_texts.argmax(axis=1) == truth).mean() > 0.98
+    assert (without.argmax(axis=1) == truth).mean() < 0.5  # the embeddings alone: about chance (1/3)
+    # the two classifiers' mean: the words' is sure, the embeddings' is not, so the right task keeps over half
+    assert (with_texts[np.arange(len(truth)), truth] > 0.5).mean() > 0.98
+    assert routed_mu(router, test) > 0.85 > routed_mu(BestSingleRouter().fit(train), test) + 0.3  # 0.9 vs 0.5
+
+
+def test_a_task_router_fitted_with_texts_serves_them_after_saving(tmp_path):
+    from recroute.serve import ServedRouter
+
+    class NoiseEncoder:  # what an encoder that cannot tell these tasks apart gives
+        model = "noise"
+
+        def encode(self, texts):
+            return np.random.default_rng(len(texts)).normal(size=(len(texts), 16)).astype(np.float32)
+
+    router = TaskRouter().fit(worded_world())
+    assert len(router.terms_) > 100 and router.text_coef_.shape == (3, len(router.terms_))
+    loaded, manifest = load_router(save_router(router, tmp_path / "task", embedding_model="noise",
+                                               embedding_dim=16, data_source="synthetic"))
+    test = worded_world(n=60, seed=7, prefix="t")
+    np.testing.assert_allclose(loaded.score(Queries.of(test)), router.score(Queries.of(test)), atol=1e-6)
+    ranked = ServedRouter(loaded, NoiseEncoder(), manifest).rank(list(test.prompts), k=1)
+    assert [row[0]["llm"] for row in ranked] == [f"llm{g[-1]}" for g in test.groups]
+
+
+def test_auto_judges_the_task_router_by_its_held_out_prompts_words():
+    """auto's out-of-fold predictions read the held-out prompts' texts as a served prompt's would be read:
+    without them task would look no better than chance here, and auto would route like the best single LLM."""
+    train, test = worded_world(), worded_world(n=300, seed=6, prefix="t")
+    router = AutoRouter(seed=0).fit(train)
+    assert "task" in router.chosen_["routes_with"]
+    assert routed_mu(router, test) > routed_mu(BestSingleRouter().fit(train), test) + 0.3
+
+
+def test_task_router_without_texts_or_shared_words_reads_the_embeddings_alone():
+    train = blob_world(n=300)
+    assert not hasattr(TaskRouter().fit(train), "terms_")  # no texts
+    unique = replace(train, prompts=np.array([chr(0x4E00 + i) for i in range(300)], dtype=object))
+    router = TaskRouter().fit(unique)  # one character each: no n-gram in two prompts
+    assert not hasattr(router, "terms_")
+    queries = Queries.of(unique)
+    np.testing.assert_allclose(router.task_probabilities(queries),
+                               router.task_probabilities(Queries(embeddings=unique.embeddings)))
 
 
 def test_rare_tasks_are_pooled_and_without_two_tasks_the_task_router_is_the_best_single_llm():
@@ -349,6 +419,17 @@ def test_an_auto_folder_holds_exactly_its_members_arrays(saved_auto, tmp_path, c
 ])
 def test_a_damaged_folder_of_a_new_router_is_refused(tmp_path, name, change, fragment):
     folder = save_router(ROUTERS[name]().fit(blob_world(n=600)), tmp_path / name, embedding_model="test")
+    _assert_refused_once_damaged(folder, change, fragment)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda a: {k: v for k, v in a.items() if k != "idf_"},
+     "holds the text classifier's 'terms_' but lacks its 'idf_'"),
+    (lambda a: {**a, "idf_": a["idf_"][:-1]}, "'idf_' has shape"),
+    (lambda a: {**a, "text_coef_": a["text_coef_"][:, :-1]}, "'text_coef_' has shape"),
+])
+def test_a_damaged_text_classifier_of_a_task_router_is_refused(tmp_path, change, fragment):
+    folder = save_router(TaskRouter().fit(worded_world()), tmp_path / "task", embedding_model="test")
     _assert_refused_once_damaged(folder, change, fragment)
 
 

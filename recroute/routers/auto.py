@@ -76,7 +76,8 @@ class AutoRouter(Router):
             held = folds == fold
             rest = train.subset(prompts=~held)
             fold_best[held] = int(np.argmax(column_means(rest.scores, weights[~held])))
-            queries = Queries(embeddings=train.embeddings[held])
+            queries = Queries(embeddings=train.embeddings[held],
+                              texts=None if train.prompts is None else train.prompts[held])
             for name in candidates:
                 predicted[name][held] = type(fitted[name])(**settled[name]).fit(rest).score(queries)
 

@@ -23,7 +23,9 @@ from ..errors import RecrouteError
 class Queries:
     """The prompts a router is asked about.
 
-    ``embeddings`` is what a real router reads. ``ids``, when given, name the
+    ``embeddings`` is what a real router reads. ``texts``, the prompts' own
+    words, are read by the task router besides them (its task classifier
+    reads their character n-grams) when given. ``ids``, when given, name the
     prompts as the training data did, so a router that learned factors for its
     training prompts (ALS, BPR) serves those by id (warm start); leave them out
     for prompts of another dataset, whose ids may collide. ``truth`` holds the prompts' true
@@ -34,10 +36,11 @@ class Queries:
     embeddings: np.ndarray | None = None
     truth: RoutingData | None = None
     ids: np.ndarray | None = None
+    texts: np.ndarray | None = None
 
     @classmethod
     def of(cls, data: RoutingData) -> "Queries":
-        return cls(embeddings=data.embeddings, truth=data)
+        return cls(embeddings=data.embeddings, truth=data, texts=data.prompts)
 
     def __len__(self) -> int:
         if self.embeddings is not None:

@@ -52,12 +52,13 @@ class ServedRouter:
         if (cost_weight is not None or budget is not None) and self.cost_model is None:
             raise RecrouteError(f"{self.source}: was fitted without costs or prices, so it cannot route by cost; "
                                 "fit it on data that has them (routerbench, llmrouter).")
-        check_unicode(list(texts), "prompt")
+        texts = list(texts)
+        check_unicode(texts, "prompt")
         names = self.models if pool is None else list(pool)
         if pool is not None:
             self.router.columns(names)  # unknown names fail before any encoding, with the router's message
-        queries = Queries(embeddings=self.encoder.encode(list(texts)) if embeddings is None else embeddings,
-                          texts=np.asarray(list(texts), dtype=object))
+        queries = Queries(embeddings=self.encoder.encode(texts) if embeddings is None else embeddings,
+                          texts=np.asarray(texts, dtype=object))
         fitted_dim = self.manifest.get("embedding_dim")
         if fitted_dim is not None and queries.embeddings.shape[1] != fitted_dim:
             raise RecrouteError(
@@ -70,7 +71,7 @@ class ServedRouter:
             return [[{"llm": names[j], "score": float(s)} for j, s in zip(row, row_scores)]
                     for row, row_scores in zip(positions, scores)]
         scores = self.router.probability(queries, names)
-        costs = self.cost_model.predict(list(texts), names)
+        costs = self.cost_model.predict(texts, names)
         utility = scores - (cost_weight or 0.0) * costs
         if budget is not None:
             utility = np.where(costs <= budget, utility, -np.inf)

@@ -23,9 +23,10 @@ score is its mean score in each task weighted by them. A task mean is
 shrunk towards the LLM's overall mean with a prior worth ``prior``
 prompts; tasks with fewer than ``min_task`` training prompts are pooled
 into one. Without two such tasks the router scores every prompt by the
-LLMs' overall means: the best single LLM. With ``logging_clip`` (a routing log) every record counts its
-clipped, self-normalised inverse logging propensity
-(:func:`recroute.logs.propensity_weights`) in the task means and the prior.
+LLMs' overall means: the best single LLM. With ``logging_clip`` (a routing
+log) every record counts its clipped, self-normalised inverse logging
+propensity (:func:`recroute.logs.propensity_weights`) in the task means
+and the prior.
 """
 from __future__ import annotations
 

@@ -183,6 +183,35 @@ def test_auto_judges_the_task_router_by_its_held_out_prompts_words():
     assert routed_mu(router, test) > routed_mu(BestSingleRouter().fit(train), test) + 0.3
 
 
+def test_a_text_classifier_is_fitted_once_for_the_same_prompts_and_tasks_and_answers_as_a_fresh_one():
+    """Every pool of an evaluation split (and auto's folds in each) fits task on the same prompts: the
+    classifier of their words is reused, not refitted, and its kept probabilities are a fresh fit's."""
+    from recroute.routers.task import WordClassifier
+
+    train, test = worded_world(), worded_world(n=60, seed=7, prefix="t")
+    first = TaskRouter().fit(train)
+    again = TaskRouter().fit(train.subset(models=["llm0", "llm2"]))  # another pool, the same prompts
+    assert again._words is first._words
+    relabelled = replace(train, groups=np.roll(train.groups, 1))  # the same texts, other tasks
+    assert TaskRouter().fit(relabelled)._words is not first._words
+    assert TaskRouter().fit(train.subset(prompts=np.arange(1, train.n_prompts)))._words is not first._words
+    kept = [first.task_probabilities(Queries.of(test)) for _ in range(2)]
+    fresh = WordClassifier(first.terms_.copy(), first.idf_.copy(), first.text_coef_.copy(),
+                           first.text_intercept_.copy())
+    np.testing.assert_allclose(kept[1], kept[0], atol=0)
+    np.testing.assert_allclose(first._words.probabilities(list(test.prompts)),
+                               fresh.probabilities(list(test.prompts)), atol=1e-6)
+    with pytest.raises(ValueError):  # shared arrays cannot be changed through one router
+        first.text_coef_[0, 0] = 1.0
+
+
+def test_kept_text_probabilities_tell_apart_texts_that_join_to_the_same_string():
+    from recroute.routers.task import _digest
+
+    assert _digest(["ab", "c"]) != _digest(["a", "bc"]) != _digest(["a\0bc"])
+    assert _digest(["a"], np.array([0])) != _digest(["a"], np.array([1])) != _digest(["a"])
+
+
 def test_task_router_without_texts_or_shared_words_reads_the_embeddings_alone():
     train = blob_world(n=300)
     assert not hasattr(TaskRouter().fit(train), "terms_")  # no texts

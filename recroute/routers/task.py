@@ -30,6 +30,10 @@ and the prior.
 """
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+
 import numpy as np
 
 from ..data import RoutingData
@@ -48,6 +52,11 @@ MAX_TERMS = 50_000
 TEXT_C = 10.0
 #: The text classifier's arrays: all of them or none.
 TEXT_ARRAYS = ("terms_", "idf_", "text_coef_", "text_intercept_")
+#: Fitted text classifiers kept for reuse, and per classifier the prompt lists whose probabilities it keeps:
+#: its fit reads only the prompts' texts and tasks, which every pool of an evaluation split shares (and
+#: `auto`'s folds with it), and reading character n-grams is most of the time of fitting `auto`.
+KEPT_CLASSIFIERS = 8
+KEPT_TEXT_LISTS = 8
 
 
 class TaskRouter(Router):
@@ -61,6 +70,9 @@ class TaskRouter(Router):
         self.logging_clip = logging_clip
 
     def _fit(self, train: RoutingData) -> None:
+        self._words = None
+        for name in TEXT_ARRAYS:  # a refit without texts keeps no earlier fit's classifier
+            self.__dict__.pop(name, None)
         tasks = _tasks(train.groups, train.n_prompts, self.min_task)
         self.tasks_, index = np.unique(tasks, return_inverse=True)
         weights = None if self.logging_clip is None else propensity_weights(train, self.logging_clip)
@@ -81,24 +93,12 @@ class TaskRouter(Router):
             # both steps are linear, so the logits are one matrix product of the embedding
             self.coef_[:], self.intercept_[:] = _all_logits(logistic, len(self.tasks_), directions.T)
             if train.prompts is not None:
-                self._fit_text(train.prompts, index)
-
-    def _fit_text(self, texts: np.ndarray, index: np.ndarray) -> None:
-        """The task classifier of the prompts' words; none where they share no n-gram twice."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-
-        vectorizer = TfidfVectorizer(min_df=2, max_features=MAX_TERMS, **TEXT_FEATURES)
-        try:
-            words = vectorizer.fit_transform([str(t) for t in texts])
-        except ValueError:  # sklearn: "After pruning, no terms remain"
-            return
-        logistic = LogisticRegression(C=TEXT_C, max_iter=2000).fit(words, index)
-        self.terms_ = np.array(sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get), dtype=str)
-        self.idf_ = vectorizer.idf_.astype(np.float32)
-        coef, intercept = _all_logits(logistic, len(self.tasks_))
-        self.text_coef_, self.text_intercept_ = coef.astype(np.float32), intercept.astype(np.float32)
-        self._restore({})
+                texts = [str(t) for t in train.prompts]
+                self._words = _remember(_FITTED, _digest(texts, index), lambda: _fit_words(texts, index),
+                                        KEPT_CLASSIFIERS)
+                if self._words is not None:
+                    self.terms_, self.idf_ = self._words.terms, self._words.idf
+                    self.text_coef_, self.text_intercept_ = self._words.coef, self._words.intercept
 
     def _restore(self, arrays) -> None:
         held = [name for name in TEXT_ARRAYS if getattr(self, name, None) is not None]
@@ -106,20 +106,14 @@ class TaskRouter(Router):
             missing = next(name for name in TEXT_ARRAYS if name not in held)
             raise RecrouteError(f"holds the text classifier's '{held[0]}' but lacks its '{missing}'")
         if held:
-            from sklearn.feature_extraction.text import TfidfVectorizer
-
-            self._vectorizer = TfidfVectorizer(vocabulary={term: i for i, term in enumerate(self.terms_.tolist())},
-                                               **TEXT_FEATURES)
-            self._vectorizer.idf_ = self.idf_
+            self._words = WordClassifier(self.terms_, self.idf_, self.text_coef_, self.text_intercept_)
 
     def task_probabilities(self, queries: Queries) -> np.ndarray:
         """Each prompt's predicted probability of each task in ``tasks_``: the embedding's classifier's, or
         with the prompts' ``texts`` (and a text classifier) the mean of its and the words' classifier's."""
         probabilities = _softmax(normalise(queries.embeddings) @ self.coef_.T + self.intercept_)
-        if queries.texts is not None and getattr(self, "terms_", None) is not None:
-            words = self._vectorizer.transform([str(t) for t in queries.texts])
-            from_words = _softmax(np.asarray(words @ self.text_coef_.T) + self.text_intercept_)
-            probabilities = (probabilities + from_words) / 2
+        if queries.texts is not None and getattr(self, "_words", None) is not None:
+            probabilities = (probabilities + self._words.probabilities([str(t) for t in queries.texts])) / 2
         return probabilities
 
     def array_shapes(self) -> dict[str, tuple[str, tuple]]:
@@ -130,6 +124,82 @@ class TaskRouter(Router):
 
     def _score(self, queries: Queries, columns: np.ndarray) -> np.ndarray:
         return self.task_probabilities(queries) @ self.task_scores_[:, columns]
+
+
+class WordClassifier:
+    """Task probabilities from a prompt's words: the TF-IDF of its character n-grams through a multinomial
+    logistic regression. Its arrays are the router's saved ones, shared and read-only."""
+
+    def __init__(self, terms: np.ndarray, idf: np.ndarray, coef: np.ndarray, intercept: np.ndarray):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.terms, self.idf, self.coef, self.intercept = terms, idf, coef, intercept
+        self._vectorizer = TfidfVectorizer(vocabulary={term: i for i, term in enumerate(terms.tolist())},
+                                           **TEXT_FEATURES)
+        self._vectorizer.idf_ = idf
+        self._kept: OrderedDict[bytes, np.ndarray] = OrderedDict()
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        """Each text's probability of each task, (len(texts), tasks); the last few lists asked for are kept."""
+        return _remember(self._kept, _digest(texts), lambda: _read_only(self._probabilities(texts)), KEPT_TEXT_LISTS)
+
+    def _probabilities(self, texts: list[str]) -> np.ndarray:
+        return _softmax(np.asarray(self._vectorizer.transform(texts) @ self.coef.T) + self.intercept)
+
+
+#: Text classifiers fitted, by the digest of their prompts' texts and tasks.
+_FITTED: OrderedDict[bytes, WordClassifier | None] = OrderedDict()
+
+
+def _fit_words(texts: list[str], index: np.ndarray) -> WordClassifier | None:
+    """The task classifier of these prompts' words (``index``: each one's task); None where they share no
+    n-gram twice."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(min_df=2, max_features=MAX_TERMS, **TEXT_FEATURES)
+    try:
+        words = vectorizer.fit_transform(texts)
+    except ValueError:  # sklearn: "After pruning, no terms remain"
+        return None
+    logistic = LogisticRegression(C=TEXT_C, max_iter=2000).fit(words, index)
+    coef, intercept = _all_logits(logistic, int(index.max()) + 1)
+    terms = np.array(sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get), dtype=str)
+    return WordClassifier(*(_read_only(a) for a in (terms, vectorizer.idf_.astype(np.float32),
+                                                     coef.astype(np.float32), intercept.astype(np.float32))))
+
+
+_KEEPING = threading.Lock()
+
+
+def _remember(kept: OrderedDict, key: bytes, make, limit: int):
+    """``kept[key]``, made by ``make()`` if absent; the ``limit`` most recently used entries are kept."""
+    with _KEEPING:
+        if key in kept:
+            kept.move_to_end(key)
+            return kept[key]
+    value = make()  # outside the lock: two threads may both make it, and both get the same answer
+    with _KEEPING:
+        kept[key] = value
+        if len(kept) > limit:
+            kept.popitem(last=False)
+    return value
+
+
+def _digest(texts: list[str], index: np.ndarray | None = None) -> bytes:
+    """A fingerprint of the texts (and their tasks): what a kept classifier or probability table is found by."""
+    digest = hashlib.blake2b(digest_size=16)
+    for text in texts:
+        encoded = text.encode("utf-8", "surrogatepass")
+        digest.update(len(encoded).to_bytes(8, "little") + encoded)
+    if index is not None:
+        digest.update(np.ascontiguousarray(index, dtype=np.int64).tobytes())
+    return digest.digest()
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
 
 
 def _all_logits(logistic, tasks: int, directions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -192,15 +192,19 @@ def test_a_text_classifier_is_fitted_once_for_the_same_prompts_and_tasks_and_ans
     first = TaskRouter().fit(train)
     again = TaskRouter().fit(train.subset(models=["llm0", "llm2"]))  # another pool, the same prompts
     assert again._words is first._words
-    relabelled = replace(train, groups=np.roll(train.groups, 1))  # the same texts, other tasks
-    assert TaskRouter().fit(relabelled)._words is not first._words
+    relabelled = TaskRouter().fit(replace(train, groups=np.roll(train.groups, 1)))._words  # other tasks
+    assert relabelled is not first._words
     assert TaskRouter().fit(train.subset(prompts=np.arange(1, train.n_prompts)))._words is not first._words
+    reworded = train.prompts.copy()
+    reworded[-1] += " again"  # the same tasks, one prompt's words other
+    assert TaskRouter().fit(replace(train, prompts=reworded))._words is not first._words
     kept = [first.task_probabilities(Queries.of(test)) for _ in range(2)]
-    fresh = WordClassifier(first.terms_.copy(), first.idf_.copy(), first.text_coef_.copy(),
-                           first.text_intercept_.copy())
     np.testing.assert_allclose(kept[1], kept[0], atol=0)
-    np.testing.assert_allclose(first._words.probabilities(list(test.prompts)),
-                               fresh.probabilities(list(test.prompts)), atol=1e-6)
+    texts = list(test.prompts)
+    for words in (first._words, relabelled):  # each keeps its own, for each list (even of the same length)
+        fresh = WordClassifier(*(a.copy() for a in (words.terms, words.idf, words.coef, words.intercept)))
+        for asked in (texts, texts[::-1]):
+            np.testing.assert_allclose(words.probabilities(asked), fresh._probabilities(asked), atol=1e-6)
     with pytest.raises(ValueError):  # shared arrays cannot be changed through one router
         first.text_coef_[0, 0] = 1.0
 

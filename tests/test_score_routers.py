@@ -216,6 +216,18 @@ def test_kept_text_probabilities_tell_apart_texts_that_join_to_the_same_string()
     assert _digest(["a"], np.array([0])) != _digest(["a"], np.array([1])) != _digest(["a"])
 
 
+def test_only_the_most_recently_used_few_classifiers_and_probabilities_are_kept():
+    """What is kept for reuse stays bounded: the entry used longest ago goes first."""
+    from collections import OrderedDict
+
+    from recroute.routers.task import _remember
+
+    kept, made = OrderedDict(), []
+    for key in (b"a", b"b", b"a", b"c", b"a", b"b"):
+        assert _remember(kept, key, lambda: made.append(key) or key.upper(), 2) == key.upper()
+    assert made == [b"a", b"b", b"c", b"b"] and list(kept) == [b"a", b"b"]
+
+
 def test_task_router_without_texts_or_shared_words_reads_the_embeddings_alone():
     train = blob_world(n=300)
     assert not hasattr(TaskRouter().fit(train), "terms_")  # no texts

@@ -231,6 +231,8 @@ def test_only_the_most_recently_used_few_classifiers_and_probabilities_are_kept(
 def test_task_router_without_texts_or_shared_words_reads_the_embeddings_alone():
     train = blob_world(n=300)
     assert not hasattr(TaskRouter().fit(train), "terms_")  # no texts
+    refitted = TaskRouter().fit(worded_world()).fit(replace(worded_world(), prompts=None))
+    assert not hasattr(refitted, "terms_") and refitted._words is None  # nor an earlier fit's classifier
     unique = replace(train, prompts=np.array([chr(0x4E00 + i) for i in range(300)], dtype=object))
     router = TaskRouter().fit(unique)  # one character each: no n-gram in two prompts
     assert not hasattr(router, "terms_")

@@ -209,11 +209,11 @@ def test_a_text_classifier_is_fitted_once_for_the_same_prompts_and_tasks_and_ans
         first.text_coef_[0, 0] = 1.0
 
 
-def test_kept_text_probabilities_tell_apart_texts_that_join_to_the_same_string():
+def test_what_is_kept_tells_apart_texts_that_join_to_the_same_string_and_their_tasks():
     from recroute.routers.task import _digest
 
-    assert _digest(["ab", "c"]) != _digest(["a", "bc"]) != _digest(["a\0bc"])
-    assert _digest(["a"], np.array([0])) != _digest(["a"], np.array([1])) != _digest(["a"])
+    assert len({_digest(["ab", "c"]), _digest(["a", "bc"]), _digest(["a\0bc"]), _digest(["abc"])}) == 4
+    assert len({_digest(["a"], np.array([0])), _digest(["a"], np.array([1])), _digest(["a"])}) == 3
 
 
 def test_only_the_most_recently_used_few_classifiers_and_probabilities_are_kept():

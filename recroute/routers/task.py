@@ -192,7 +192,7 @@ def _digest(texts: list[str], index: np.ndarray | None = None) -> bytes:
     for text in texts:
         encoded = text.encode("utf-8", "surrogatepass")
         digest.update(len(encoded).to_bytes(8, "little") + encoded)
-    if index is not None:  # and how the classifier reads them, should a session change that
+    if index is not None:  # and how the classifier reads them, should a program change the constants
         digest.update(np.ascontiguousarray(index, dtype=np.int64).tobytes())
         digest.update(repr((TEXT_FEATURES, MAX_TERMS, TEXT_C)).encode())
     return digest.digest()

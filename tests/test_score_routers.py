@@ -292,6 +292,52 @@ def test_ridge_recovers_a_linear_world_on_new_prompts():
     assert np.all(router.alpha_ <= 1.0)  # almost noiseless: cross-validation keeps the penalty small
 
 
+def difficulty_world(n, seed) -> RoutingData:
+    """Two LLMs track the same, very predictable difficulty; llm1 is better by 0.1 everywhere but noisy."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8))
+    difficulty = 2 * x[:, 0] / np.linalg.norm(x, axis=1)
+    return make_data(np.stack([difficulty + rng.normal(0, 0.02, n), difficulty + 0.1 + rng.normal(0, 1.0, n)],
+                              axis=1), x)
+
+
+def test_ridge_does_not_read_a_prompts_difficulty_as_one_llm_being_better_on_it():
+    """A penalty per LLM on raw scores shrank llm1's share of the difficulty more than llm0's and sent a
+    fifth of the prompts to llm0 (0.74-0.86 to llm1); regressing the prompt's mean and the LLMs' differences
+    apart sends every prompt to llm1."""
+    for seed in (0, 1, 2):
+        router = RidgeRouter().fit(difficulty_world(1000, seed))
+        assert np.all(router.route(Queries.of(difficulty_world(1000, seed + 100))) == 1)
+
+
+def test_ridge_fits_the_llms_jointly_where_a_few_prompts_lack_one_of_them():
+    train = difficulty_world(1000, 0)
+    holes = train.scores.copy()
+    holes[::25, 0] = np.nan  # 4% of the prompts lack llm0 (RouterBench: 28 of 3,178 lack one LLM or more)
+    router = RidgeRouter().fit(replace(train, scores=holes))
+    assert router.alpha_[0] == router.alpha_[1]
+    assert np.all(router.route(Queries.of(difficulty_world(1000, 100))) == 1)
+    sparse = train.scores.copy()
+    sparse[::2, 0] = sparse[1::2, 1] = np.nan  # a log: one LLM per prompt, each regressed on its own prompts
+    own = RidgeRouter().fit(replace(train, scores=sparse))
+    assert own.alpha_[0] < own.alpha_[1]  # each its own penalty: llm1's noise wants the larger
+
+
+def test_ridge_fits_the_prompts_mean_score_and_each_llms_difference_from_it_as_sklearn_does():
+    from sklearn.linear_model import RidgeCV
+
+    train, test = difficulty_world(1000, 0), difficulty_world(100, 9)
+    router = RidgeRouter().fit(train)
+    x, unit = (d.embeddings / np.linalg.norm(d.embeddings, axis=1, keepdims=True) for d in (train, test))
+    mean = train.scores.mean(axis=1)
+    level = RidgeCV(alphas=list(router.alphas)).fit(x, mean)
+    difference = RidgeCV(alphas=list(router.alphas)).fit(x, train.scores - mean[:, None])
+    predicted = router.score(Queries.of(test))
+    np.testing.assert_allclose(predicted.mean(axis=1), level.predict(unit), atol=1e-4)
+    np.testing.assert_allclose(predicted - predicted.mean(axis=1, keepdims=True), difference.predict(unit), atol=1e-4)
+    assert np.all(router.alpha_ == difference.alpha_) and level.alpha_ != difference.alpha_  # 0.1 and 1000
+
+
 def test_ridge_fits_an_llm_with_unobserved_cells_on_the_prompts_it_answered():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(400, 4))

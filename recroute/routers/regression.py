@@ -109,11 +109,25 @@ def _weighted_means(similarity: np.ndarray, neighbour_scores: np.ndarray, ks: li
     return out
 
 
+#: The share of training prompts that every LLM must have answered for ridge to fit them jointly.
+DENSE_SHARE = 0.9
+
+
 class RidgeRouter(Router):
     """A ridge regression of each LLM's score on the prompt embedding (closed form).
 
-    Each LLM's penalty is chosen from ``alphas`` by sklearn's efficient
-    leave-one-out cross-validation on the training prompts.
+    Penalties are chosen from ``alphas`` by sklearn's efficient leave-one-out
+    cross-validation on the training prompts. Where every LLM answered nearly
+    every prompt (at least ``DENSE_SHARE`` of them, as in benchmark data) the
+    prompts they all answered are fitted as two regressions: of the prompt's
+    mean score, and of each LLM's difference from that mean, with one penalty
+    shared by all the differences (``alpha_``). How hard a prompt is and which
+    LLM is better on it want different penalties (RouterDC: 1 and 100), and
+    routing reads only the differences: a penalty per LLM on its raw score
+    shrinks each one's share of the prompt's difficulty differently, which
+    reads as one LLM being better on easy prompts. In a sparse log (or with
+    ``logging_clip``) each LLM gets a regression of its own, on the prompts
+    it answered.
     """
 
     trains_on_validation = True
@@ -132,19 +146,23 @@ class RidgeRouter(Router):
         self.coef_ = np.zeros((train.n_models, x.shape[1]), dtype=np.float32)
         self.intercept_ = column_means(scores, weights).astype(np.float32)
         self.alpha_ = np.full(train.n_models, np.nan)
-        complete = observed.all(axis=0) & (weights is None)  # records of their own weight: one fit per LLM
-        # LLMs observed on every prompt share one fit; the others each fit on the prompts they answered
-        groups = ([np.flatnonzero(complete)] if complete.any() else []) + [[j] for j in np.flatnonzero(~complete)]
-        for columns in groups:
-            rows = observed[:, columns].all(axis=1)
+        every = observed.all(axis=1)
+        if weights is None and train.n_models > 1 and every.sum() >= max(2, DENSE_SHARE * len(every)):
+            y = scores[every]
+            mean = y.mean(axis=1)
+            level = RidgeCV(alphas=list(self.alphas)).fit(x[every], mean)
+            difference = RidgeCV(alphas=list(self.alphas)).fit(x[every], y - mean[:, None])
+            self.coef_[:] = difference.coef_ + level.coef_
+            self.intercept_[:] = difference.intercept_ + level.intercept_
+            self.alpha_[:] = difference.alpha_
+            return
+        for j in range(train.n_models):  # records of their own weight, or prompts each LLM answered
+            rows = observed[:, j]
             if rows.sum() < 2:
                 continue
-            sample_weight = None if weights is None else weights[rows, columns[0]]
-            model = RidgeCV(alphas=list(self.alphas), alpha_per_target=len(columns) > 1).fit(
-                x[rows], scores[rows][:, columns], sample_weight=sample_weight)
-            self.coef_[columns] = np.atleast_2d(model.coef_)
-            self.intercept_[columns] = model.intercept_
-            self.alpha_[columns] = model.alpha_
+            model = RidgeCV(alphas=list(self.alphas)).fit(
+                x[rows], scores[rows, j], sample_weight=None if weights is None else weights[rows, j])
+            self.coef_[j], self.intercept_[j], self.alpha_[j] = model.coef_, model.intercept_, model.alpha_
 
     def array_shapes(self) -> dict[str, tuple[str, tuple]]:
         return {**super().array_shapes(), "coef_": ("f", ("m", "d")), "intercept_": ("f", ("m",)),

@@ -10,6 +10,7 @@ import pytest
 from recroute import metrics
 from recroute.data import RoutingData
 from recroute.errors import RecrouteError
+from recroute.logs import propensity_weights
 from recroute.params import PARAMS
 from recroute.routers import (
     ROUTERS, AutoRouter, BestSingleRouter, ClusterRouter, KNNRegressionRouter, Queries, RidgeRouter, Router,
@@ -317,8 +318,18 @@ def test_ridge_fits_the_llms_jointly_where_a_few_prompts_lack_one_of_them():
     router = RidgeRouter().fit(replace(train, scores=holes))
     assert router.alpha_[0] == router.alpha_[1]
     assert np.all(router.route(Queries.of(difficulty_world(1000, 100))) == 1)
+    rows = ~np.isnan(holes).any(axis=1)  # the prompts lacking an LLM play no part in the joint fit
+    complete, test = RidgeRouter().fit(make_data(train.scores[rows], train.embeddings[rows])), difficulty_world(100, 9)
+    np.testing.assert_allclose(router.score(Queries.of(test)), complete.score(Queries.of(test)), atol=1e-6)
+    edge = train.scores.copy()
+    edge[:100, 0] = np.nan  # exactly DENSE_SHARE of the prompts answered by both: still joint
+    joint = RidgeRouter().fit(replace(train, scores=edge))
+    assert joint.alpha_[0] == joint.alpha_[1]
+    edge[100, 0] = np.nan  # one prompt fewer: each LLM its own
+    below = RidgeRouter().fit(replace(train, scores=edge))
+    assert below.alpha_[0] < below.alpha_[1]
     sparse = train.scores.copy()
-    sparse[::2, 0] = sparse[1::2, 1] = np.nan  # a log: one LLM per prompt, each regressed on its own prompts
+    sparse[::2, 0] = sparse[1::4, 1] = np.nan  # a log: a quarter of the prompts have both LLMs, the rest one
     own = RidgeRouter().fit(replace(train, scores=sparse))
     assert own.alpha_[0] < own.alpha_[1]  # each its own penalty: llm1's noise wants the larger
 
@@ -336,6 +347,21 @@ def test_ridge_fits_the_prompts_mean_score_and_each_llms_difference_from_it_as_s
     np.testing.assert_allclose(predicted.mean(axis=1), level.predict(unit), atol=1e-4)
     np.testing.assert_allclose(predicted - predicted.mean(axis=1, keepdims=True), difference.predict(unit), atol=1e-4)
     assert np.all(router.alpha_ == difference.alpha_) and level.alpha_ != difference.alpha_  # 0.1 and 1000
+
+
+def test_ridge_weighs_records_by_propensity_in_a_regression_per_llm_though_every_llm_answered_every_prompt():
+    from sklearn.linear_model import RidgeCV
+
+    train = difficulty_world(1000, 0)
+    logged = replace(train, propensity=np.random.default_rng(3).uniform(0.1, 1.0, size=train.scores.shape))
+    router = RidgeRouter(logging_clip=5.0).fit(logged)
+    weights, test = propensity_weights(logged, 5.0), difficulty_world(100, 9)
+    x, unit = (d.embeddings / np.linalg.norm(d.embeddings, axis=1, keepdims=True) for d in (train, test))
+    for j in range(2):
+        own = RidgeCV(alphas=list(router.alphas)).fit(x, train.scores[:, j], sample_weight=weights[:, j])
+        np.testing.assert_allclose(router.score(Queries.of(test))[:, j], own.predict(unit), atol=1e-4)
+        assert router.alpha_[j] == own.alpha_
+    assert router.alpha_[0] < router.alpha_[1]
 
 
 def test_ridge_fits_an_llm_with_unobserved_cells_on_the_prompts_it_answered():

@@ -109,7 +109,7 @@ def _weighted_means(similarity: np.ndarray, neighbour_scores: np.ndarray, ks: li
     return out
 
 
-#: The share of training prompts that every LLM must have answered for ridge to fit them jointly.
+#: The share of training prompts that must have been answered by every LLM for ridge to fit the LLMs jointly.
 DENSE_SHARE = 0.9
 
 
@@ -117,9 +117,9 @@ class RidgeRouter(Router):
     """A ridge regression of each LLM's score on the prompt embedding (closed form).
 
     Penalties are chosen from ``alphas`` by sklearn's efficient leave-one-out
-    cross-validation on the training prompts. Where every LLM answered nearly
-    every prompt (at least ``DENSE_SHARE`` of them, as in benchmark data) the
-    prompts they all answered are fitted as two regressions: of the prompt's
+    cross-validation on the training prompts. Where nearly every prompt was
+    answered by every LLM (at least ``DENSE_SHARE`` of them, as in benchmark
+    data) those prompts alone are fitted as two regressions: of the prompt's
     mean score, and of each LLM's difference from that mean, with one penalty
     shared by all the differences (``alpha_``). How hard a prompt is and which
     LLM is better on it want different penalties (RouterDC: 1 and 100), and

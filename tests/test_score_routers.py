@@ -412,6 +412,40 @@ def test_auto_keeps_no_member_its_final_stack_weighs_zero(monkeypatch, tmp_path)
     assert np.array_equal(router.route(Queries.of(test)), BestSingleRouter().fit(train).route(Queries.of(test)))
 
 
+def test_auto_best_margin_is_the_quantile_gaining_most_with_the_gains_sample_deviation():
+    from recroute.routers.auto import _best_margin
+
+    # LLM 1's predicted gain over LLM 0 (the best single) is 0.3, 0.2, 0.1, 0 (it is predicted worse on prompt 3);
+    # it is truly better by 1 on prompts 0, 2 and 3 and worse by 1 on prompt 1
+    stacked = np.array([[0.0, 0.3], [0.0, 0.2], [0.0, 0.1], [0.0, -0.1]])
+    truth = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    margin, gain, spread, share = _best_margin(stacked, truth, np.zeros(4, dtype=np.intp), np.ones((4, 2)))
+    # margins 0 and 0.075 reroute prompts 0-2 (gains 1, -1, 1, 0: mean 0.25), 0.15 prompts 0-1 (0), 0.225 and
+    # 0.27 prompt 0 (0.25, no more than the first): the first of the best wins
+    assert margin == 0.0 and gain == pytest.approx(0.25) and share == pytest.approx(0.75)
+    assert spread == pytest.approx(np.std([1, -1, 1, 0], ddof=1))  # the sample deviation: sqrt(2.75 / 3)
+
+
+@pytest.mark.parametrize("confidence, routes", [(None, True), (2.0, False)])
+def test_auto_deviates_when_its_cross_validated_gain_clears_one_standard_error_by_default(monkeypatch, confidence,
+                                                                                         routes):
+    import recroute.routers.auto as auto_module
+
+    train = blob_world(n=600)
+    measured = auto_module._best_margin
+
+    def one_and_a_half_errors(stacked, truth, best_single, records):  # the same choice, its gain set to 1.5 SE
+        margin, _, spread, share = measured(stacked, truth, best_single, records)
+        return margin, 1.5 * spread / np.sqrt(len(truth)), spread, share
+
+    monkeypatch.setattr(auto_module, "_best_margin", one_and_a_half_errors)
+    router = AutoRouter(candidates=("cluster",), **({} if confidence is None else {"confidence": confidence}))
+    router.fit(train)
+    gain, se, _ = router.cv_
+    assert gain == pytest.approx(1.5 * se)
+    assert (router.chosen_["routes_with"] != "best single LLM") is routes
+
+
 class SpyRouter(Router):
     """Records the prompts it is fitted on and the embeddings it is asked to score."""
 

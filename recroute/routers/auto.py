@@ -14,9 +14,11 @@ prompts, never on the prompts it is judged on:
 3. each of these routes a prompt away from the best single LLM only where its
    predicted gain over that LLM clears a margin; the structure and margin
    whose out-of-fold routing gains most over the best single LLM win, and
-   only if that gain exceeds ``confidence`` standard errors. Otherwise
-   ``auto`` is the best single LLM: on data with nothing to learn it routes
-   like it, not below it;
+   only if that gain exceeds ``confidence`` standard errors (by default one,
+   as in the one-standard-error rule of CART and glmnet: the simpler model,
+   here the best single LLM, is kept unless another is better by more).
+   Otherwise ``auto`` is the best single LLM: on data with nothing to learn
+   it routes like it, not below it;
 4. the winning structure's stack is refitted on all training prompts, and a
    member it weighs 0 is dropped (neither kept nor saved); if it weighs every
    member 0, ``auto`` is the best single LLM.
@@ -47,7 +49,7 @@ class AutoRouter(Router):
     trains_on_validation = True
 
     def __init__(self, candidates: tuple[str, ...] = ("cluster", "knnreg", "ridge", "task"), folds: int = 5,
-                 confidence: float = 2.0, seed: int = 0, logging_clip: float | None = None):
+                 confidence: float = 1.0, seed: int = 0, logging_clip: float | None = None):
         self.candidates = tuple(candidates)  # a manifest's JSON gives a list back
         self.folds = folds
         self.confidence = confidence
@@ -215,5 +217,5 @@ def _best_margin(stacked: np.ndarray, truth: np.ndarray, best_single: np.ndarray
         choice = np.where(predicted_gain > margin, np.argmax(stacked, axis=1), best_single)
         gain = value[rows, choice] - kept
         if gain.mean() > best[1]:
-            best = (float(margin), float(gain.mean()), float(gain.std()), float((choice != best_single).mean()))
+            best = (float(margin), float(gain.mean()), float(gain.std(ddof=1)), float((choice != best_single).mean()))
     return best

@@ -426,6 +426,19 @@ def test_auto_best_margin_is_the_quantile_gaining_most_with_the_gains_sample_dev
     assert spread == pytest.approx(np.std([1, -1, 1, 0], ddof=1))  # the sample deviation: sqrt(2.75 / 3)
 
 
+def test_auto_best_margin_keeps_a_prompt_whose_predicted_gain_only_equals_the_margin():
+    from recroute.routers.auto import _best_margin
+
+    # predicted gains 4, 3, 2, 1, 0 over LLM 0: the quantiles 0, 1, 2, 3, 3.6 fall on them exactly; rerouting
+    # truly gains 1 on prompts 0-2 and loses 1 on prompt 3
+    stacked = np.array([[0.0, 4.0], [0.0, 3.0], [0.0, 2.0], [0.0, 1.0], [0.0, 0.0]])
+    truth = np.array([[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    margin, gain, _, share = _best_margin(stacked, truth, np.zeros(5, dtype=np.intp), np.ones((5, 2)))
+    # a gain must clear the margin: margin 1 reroutes prompts 0-2 only (mean 3 / 5), the best; were a gain equal to
+    # the margin enough, margin 1 would reroute prompt 3 too (2 / 5) and margin 2 would win instead
+    assert margin == 1.0 and gain == pytest.approx(0.6) and share == pytest.approx(0.6)
+
+
 @pytest.mark.parametrize("confidence, routes", [(None, True), (2.0, False)])
 def test_auto_deviates_when_its_cross_validated_gain_clears_one_standard_error_by_default(monkeypatch, confidence,
                                                                                          routes):

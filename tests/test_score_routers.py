@@ -439,6 +439,19 @@ def test_auto_best_margin_keeps_a_prompt_whose_predicted_gain_only_equals_the_ma
     assert margin == 1.0 and gain == pytest.approx(0.6) and share == pytest.approx(0.6)
 
 
+@pytest.mark.parametrize("n", [50, 137, 600, 999, 1000])
+@pytest.mark.parametrize("won", [0.3, 0.7, 1.0])
+def test_auto_never_deviates_on_a_gain_that_rests_on_one_prompt(n, won):
+    from recroute.routers.auto import _clears
+
+    # one prompt gains ``won``, the rest nothing: the mean gain equals its standard error exactly (ddof=1)
+    one, two = np.zeros(n), np.zeros(n)
+    one[0] = two[:2] = won
+    assert not _clears(one.mean(), one.std(ddof=1), n, 1.0)
+    assert _clears(two.mean(), two.std(ddof=1), n, 1.0)  # two prompts: sqrt(2 (n-1) / (n-2)) errors
+    assert _clears(one.mean(), one.std(ddof=1), n, 0.0)
+
+
 @pytest.mark.parametrize("confidence, routes", [(None, True), (2.0, False)])
 def test_auto_deviates_when_its_cross_validated_gain_clears_one_standard_error_by_default(monkeypatch, confidence,
                                                                                          routes):
@@ -608,3 +621,19 @@ def _assert_refused_once_damaged(folder, change, fragment):
     with pytest.raises(RecrouteError, match="the folder is corrupt") as info:
         load_router(folder)
     assert fragment in str(info.value), str(info.value)
+
+
+def test_auto_weighs_float32_outcomes_in_float64_so_a_tie_with_one_standard_error_stays_a_tie():
+    from recroute.routers.auto import _best_margin, _clears
+
+    # 900 prompts, 0/1 outcomes in float32: rerouting wins on 3 prompts and loses on 1, so the mean gain (2/900)
+    # equals its standard error exactly ((k+ - k-)^2 = k+ + k-); in float32 the two differ by ~1e-7 and rounding decides
+    n = 900
+    truth = np.zeros((n, 2), dtype=np.float32)
+    truth[:, 0] = 1
+    truth[:3] = [0, 1]
+    stacked = np.zeros((n, 2))
+    stacked[:4, 1] = 1  # the first four prompts are predicted better on LLM 1: three truly are, one is not
+    _, gain, spread, _ = _best_margin(stacked, truth, np.zeros(n, dtype=np.intp), np.ones((n, 2), dtype=np.float32))
+    assert gain == pytest.approx(2 / n) and spread / np.sqrt(n) == pytest.approx(2 / n)
+    assert not _clears(gain, spread, n, 1.0)

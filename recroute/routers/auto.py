@@ -14,9 +14,12 @@ prompts, never on the prompts it is judged on:
 3. each of these routes a prompt away from the best single LLM only where its
    predicted gain over that LLM clears a margin; the structure and margin
    whose out-of-fold routing gains most over the best single LLM win, and
-   only if that gain exceeds ``confidence`` standard errors (by default one,
-   as in the one-standard-error rule of CART and glmnet: the simpler model,
-   here the best single LLM, is kept unless another is better by more).
+   only if that gain exceeds ``confidence`` standard errors (by default
+   one, in the spirit of the one-standard-error rule of CART and glmnet,
+   which keeps the simpler model — here the best single LLM — unless another
+   is better by more than a standard error; here it is the error of the mean
+   paired per-prompt gain, smaller than that of one model's score). A gain
+   that rests on one prompt never clears it.
    Otherwise ``auto`` is the best single LLM: on data with nothing to learn
    it routes like it, not below it;
 4. the winning structure's stack is refitted on all training prompts, and a
@@ -41,6 +44,9 @@ from .crossval import column_means, fold_ids
 
 #: Quantiles of the out-of-fold predicted gains tried as the margin a deviation must clear.
 MARGIN_QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9)
+#: Relative slack in comparing the gain with its threshold: a gain that rests on one prompt equals its standard
+#: error exactly, and rounding must not decide whether it routes.
+THRESHOLD_SLACK = 1e-9
 
 
 class AutoRouter(Router):
@@ -99,7 +105,7 @@ class AutoRouter(Router):
         n = train.n_prompts
         self.means_ = column_means(truth, weights).astype(np.float32)
         self.cv_ = np.array([gain, spread / np.sqrt(n), share])
-        if not gain > self.confidence * spread / np.sqrt(n):
+        if not _clears(gain, spread, n, self.confidence):
             members = ()
         self.weights_, self.bias_ = np.zeros(0), self.means_.astype(np.float64)  # the best single LLM
         if members:
@@ -206,11 +212,11 @@ def _best_margin(stacked: np.ndarray, truth: np.ndarray, best_single: np.ndarray
 
     Returns the margin, the mean per-prompt gain in true score (each observed
     record counted with its weight in ``records``, an unobserved one as 0),
-    that gain's standard deviation across prompts, and the share of prompts rerouted.
+    that gain's sample standard deviation across prompts, and the share of prompts rerouted.
     """
     rows = np.arange(len(truth))
     predicted_gain = stacked.max(axis=1) - stacked[rows, best_single]
-    value = np.nan_to_num(truth) * records
+    value = np.nan_to_num(truth).astype(np.float64) * records  # float64: a tie with the threshold stays exact
     kept = value[rows, best_single]
     best = (np.inf, 0.0, 0.0, 0.0)
     for margin in np.unique(np.quantile(predicted_gain, MARGIN_QUANTILES)):
@@ -219,3 +225,9 @@ def _best_margin(stacked: np.ndarray, truth: np.ndarray, best_single: np.ndarray
         if gain.mean() > best[1]:
             best = (float(margin), float(gain.mean()), float(gain.std(ddof=1)), float((choice != best_single).mean()))
     return best
+
+
+def _clears(gain: float, spread: float, n: int, confidence: float) -> bool:
+    """Whether a mean gain over n prompts exceeds ``confidence`` standard errors (``spread`` / √n) by more than
+    rounding (:data:`THRESHOLD_SLACK`)."""
+    return gain > confidence * spread / np.sqrt(n) * (1 + THRESHOLD_SLACK)

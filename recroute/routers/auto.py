@@ -19,7 +19,7 @@ prompts, never on the prompts it is judged on:
    which keeps the simpler model — here the best single LLM — unless another
    is better by more than a standard error; here it is the error of the mean
    paired per-prompt gain, smaller than that of one model's score). A gain
-   that rests on one prompt never clears it.
+   that only ties it (one prompt's gain ties its standard error) does not.
    Otherwise ``auto`` is the best single LLM: on data with nothing to learn
    it routes like it, not below it;
 4. the winning structure's stack is refitted on all training prompts, and a
@@ -44,8 +44,8 @@ from .crossval import column_means, fold_ids
 
 #: Quantiles of the out-of-fold predicted gains tried as the margin a deviation must clear.
 MARGIN_QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9)
-#: Relative slack in comparing the gain with its threshold: a gain that rests on one prompt equals its standard
-#: error exactly, and rounding must not decide whether it routes.
+#: Relative slack in comparing the gain with its threshold: a gain that rests on a few prompts can equal its
+#: standard error exactly (one won; three won and one lost), and rounding must not decide whether it routes.
 THRESHOLD_SLACK = 1e-9
 
 
